@@ -1,0 +1,201 @@
+// Interpreter vs native on the four kernels of corpus/bench/kernels.c.
+//
+// Each kernel runs natively (the same C source, -O2) and in the interpreter in the same
+// process; a closing table gives ns per executed BPF instruction and the ratio
+// interpreter/native. Run: build/bench/bench_interp  (or `make bench`).
+#include "harness/harness.hpp"
+#include "vm/vm.hpp"
+
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
+
+#include <cstring>
+#include <map>
+
+extern "C" {
+uint64_t bench_native_xorshift(const uint64_t* mem, uint64_t len);
+uint64_t bench_native_xorshift4(const uint64_t* mem, uint64_t len);
+uint64_t bench_native_fnv1a(const uint8_t* mem, uint64_t len);
+uint64_t bench_native_parser(const uint8_t* mem, uint64_t len);
+}
+
+namespace {
+
+using namespace bpfsim;
+
+// Deterministic input bytes.
+uint64_t splitmix(uint64_t& s) {
+    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+std::vector<uint8_t> seed_input() {
+    std::vector<uint8_t> m(8);
+    const uint64_t s = 0x243f6a8885a308d3ull;
+    std::memcpy(m.data(), &s, 8);
+    return m;
+}
+
+std::vector<uint8_t> fnv_input() {
+    std::vector<uint8_t> m(1024);
+    uint64_t s = 1;
+    for (auto& b : m) b = static_cast<uint8_t>(splitmix(s));
+    return m;
+}
+
+// 64 packets of 128 bytes: a mix of VLAN tags, IPv4 (some with options, some fragments),
+// IPv6, TCP/UDP/ICMP/ICMPv6/other, and some malformed ones.
+std::vector<uint8_t> parser_input() {
+    std::vector<uint8_t> m(64 * 128);
+    uint64_t s = 7;
+    for (unsigned n = 0; n < 64; ++n) {
+        uint8_t* p = m.data() + n * 128;
+        for (unsigned i = 0; i < 128; ++i) p[i] = static_cast<uint8_t>(splitmix(s));
+        unsigned off = 12;
+        const unsigned kind = static_cast<unsigned>(splitmix(s) % 16);
+        const unsigned vlans = kind % 3 == 0 ? 1 : kind % 5 == 0 ? 2 : 0;
+        for (unsigned v = 0; v < vlans; ++v) {
+            p[off] = v == 0 && vlans == 2 ? 0x88 : 0x81;
+            p[off + 1] = v == 0 && vlans == 2 ? 0xa8 : 0x00;
+            off += 4;
+        }
+        const unsigned l4s[] = {6, 17, 1, 6, 17, 58, 47, 6};
+        const unsigned l4 = l4s[splitmix(s) % 8];
+        if (kind < 9) {   // IPv4
+            p[off] = 0x08; p[off + 1] = 0x00; off += 2;
+            const unsigned ihl = kind == 4 ? 7 : 5;
+            p[off] = static_cast<uint8_t>(0x40 | ihl);
+            if (kind == 8) p[off] = 0x35;          // bad header length
+            p[off + 6] = kind == 7 ? 0x20 : 0x40;  // fragment or DF
+            p[off + 7] = 0;
+            p[off + 9] = static_cast<uint8_t>(l4 == 58 ? 1 : l4);
+        } else if (kind < 14) {   // IPv6
+            p[off] = 0x86; p[off + 1] = 0xdd; off += 2;
+            p[off] = kind == 13 ? 0x45 : 0x60;
+            p[off + 6] = static_cast<uint8_t>(l4);
+        } else {   // ARP and friends
+            p[off] = 0x08; p[off + 1] = 0x06;
+        }
+    }
+    return m;
+}
+
+struct Kernel {
+    const char* name;
+    std::vector<uint8_t> (*input)();
+    uint64_t (*native)(const void*, uint64_t);
+};
+
+const Kernel kKernels[] = {
+    {"xorshift", seed_input, [](const void* m, uint64_t l) { return bench_native_xorshift(static_cast<const uint64_t*>(m), l); }},
+    {"xorshift4", seed_input, [](const void* m, uint64_t l) { return bench_native_xorshift4(static_cast<const uint64_t*>(m), l); }},
+    {"fnv1a", fnv_input, [](const void* m, uint64_t l) { return bench_native_fnv1a(static_cast<const uint8_t*>(m), l); }},
+    {"parser", parser_input, [](const void* m, uint64_t l) { return bench_native_parser(static_cast<const uint8_t*>(m), l); }},
+};
+
+harness::ElfFile& corpus() {
+    static harness::ElfFile f = [] {
+        auto r = harness::ElfFile::open(BPFSIM_CORPUS_DIR "/bench_kernels.o");
+        if (!r) throw r.error();
+        return std::move(r.value());
+    }();
+    return f;
+}
+
+void BM_native(benchmark::State& state, const Kernel* k) {
+    auto mem = k->input();
+    uint64_t r = 0;
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(mem.data());
+        r = k->native(mem.data(), mem.size());
+        benchmark::DoNotOptimize(r);
+    }
+    state.counters["r0"] = static_cast<double>(r & 0xffff);
+}
+
+void BM_interp(benchmark::State& state, const Kernel* k, vm::Dispatch dispatch) {
+    auto prog = corpus().program(k->name);
+    if (!prog) {
+        state.SkipWithError(prog.error().describe().c_str());
+        return;
+    }
+    auto interp = vm::Interpreter::compile(*prog, vm::HelperTable{});
+    if (!interp) {
+        state.SkipWithError(interp.error().describe().c_str());
+        return;
+    }
+    auto mem = k->input();
+    vm::Env env;
+    env.mem.add(mem.data(), mem.size(), vm::kReadWrite, vm::RegionKind::Input, "mem");
+    vm::RunOptions opts;
+    opts.budget = 0;
+    opts.dispatch = dispatch;
+    vm::RunResult r;
+    for (auto _ : state) {
+        r = interp->run(env, {reinterpret_cast<uint64_t>(mem.data()), mem.size(), 0, 0, 0}, opts);
+        benchmark::DoNotOptimize(r.r0);
+    }
+    if (r.trap) {
+        state.SkipWithError(r.trap->message.c_str());
+        return;
+    }
+    const uint64_t expect = k->native(mem.data(), mem.size());
+    if (r.r0 != expect) {
+        state.SkipWithError(fmt::format("interpreter returned {:#x}, native {:#x}", r.r0, expect).c_str());
+        return;
+    }
+    state.counters["insns"] = static_cast<double>(r.insns);
+    state.counters["ns/insn"] = benchmark::Counter(static_cast<double>(r.insns) * static_cast<double>(state.iterations()),
+                                                   benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+// Prints the usual console output, then a table of ratios from the same run.
+class RatioReporter : public benchmark::ConsoleReporter {
+public:
+    void ReportRuns(const std::vector<Run>& runs) override {
+        ConsoleReporter::ReportRuns(runs);
+        for (const auto& r : runs) {
+            if (r.error_occurred || r.run_type != Run::RT_Iteration) continue;
+            times_[r.benchmark_name()] = r.GetAdjustedRealTime();
+            auto it = r.counters.find("insns");
+            if (it != r.counters.end()) insns_[r.benchmark_name()] = it->second.value;
+        }
+    }
+    void Finalize() override {
+        ConsoleReporter::Finalize();
+        fmt::print("\n{:<12} {:>12} {:>14} {:>10} {:>14} {:>10}\n", "kernel", "native ms", "threaded ms", "ns/insn",
+                   "threaded/native", "switch/native");
+        for (const auto& k : kKernels) {
+            const auto n = times_.find(fmt::format("native/{}", k.name));
+            const auto t = times_.find(fmt::format("interp_threaded/{}", k.name));
+            const auto s = times_.find(fmt::format("interp_switch/{}", k.name));
+            if (n == times_.end() || t == times_.end()) continue;
+            const double insns = insns_[t->first];
+            fmt::print("{:<12} {:>12.3f} {:>14.3f} {:>10.3f} {:>14.2f}x {:>9.2f}x\n", k.name, n->second / 1e6,
+                       t->second / 1e6, insns ? t->second / insns : 0.0, t->second / n->second,
+                       s != times_.end() ? s->second / n->second : 0.0);
+        }
+    }
+
+private:
+    std::map<std::string, double> times_;   // ns (the benchmarks use the default time unit)
+    std::map<std::string, double> insns_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    for (const auto& k : kKernels) {
+        benchmark::RegisterBenchmark(fmt::format("native/{}", k.name).c_str(), BM_native, &k);
+        benchmark::RegisterBenchmark(fmt::format("interp_threaded/{}", k.name).c_str(), BM_interp, &k, vm::Dispatch::Threaded);
+        benchmark::RegisterBenchmark(fmt::format("interp_switch/{}", k.name).c_str(), BM_interp, &k, vm::Dispatch::Switch);
+    }
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    RatioReporter reporter;
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+    benchmark::Shutdown();
+    return 0;
+}

@@ -1,0 +1,393 @@
+// The interpreter: a pre-decoded program run by one handler body (interp_body.inc)
+// under two dispatchers, computed goto (threaded) and a switch.
+//
+// Pre-decoding resolves what the hot loop should not redo: the handler of each slot,
+// lddw's 64-bit value, helper function pointers and function-pointer constants.
+//
+// Instruction budget without a per-instruction counter: the program is cut into
+// straight-line regions that end at unconditional transfers (ja, exit, calls). A taken
+// jump from pc to t charges (pc - start(pc) + 1) - (t - start(t)); an exit charges
+// pc - start(pc) + 1. Summed over a run this is exactly the number of instructions
+// executed, and every loop charges a positive amount per turn, so the budget is
+// checked only on taken jumps, calls and exits.
+#include "vm/vm.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+// Every handler carries both a `case` and a label; each dispatcher uses one of them.
+#pragma GCC diagnostic ignored "-Wunused-label"
+
+namespace bpfsim::vm {
+
+namespace {
+
+struct Slot {
+    union {
+        const void* label;   // threaded dispatch: handler address
+        uint64_t op;         // switch dispatch: the Op
+        uint64_t imm64;      // second slot of an lddw: the full 64-bit value
+    };
+    union {
+        struct {
+            uint8_t dst;
+            uint8_t src;
+            int16_t off;
+            int32_t imm;
+        };
+        HelperFn fn;         // CALL_HELPER: the implementation
+    };
+};
+static_assert(sizeof(Slot) == 16);
+
+struct Frame {
+    const Slot* ret;
+    uint64_t r6, r7, r8, r9, r10;
+    int64_t loops;
+};
+
+bool ends_region(Form f) {
+    return f == Form::JA || f == Form::JA32 || f == Form::EXIT || f == Form::CALL_LOCAL || f == Form::CALLX;
+}
+
+}  // namespace
+
+const char* to_string(TrapKind kind) {
+    switch (kind) {
+    case TrapKind::MemoryFault: return "memory-fault";
+    case TrapKind::Misaligned: return "misaligned";
+    case TrapKind::Budget: return "budget";
+    case TrapKind::CallDepth: return "call-depth";
+    case TrapKind::BadCall: return "bad-call";
+    case TrapKind::Helper: return "helper";
+    case TrapKind::NoPacket: return "no-packet";
+    }
+    return "?";
+}
+
+struct Interpreter::Impl {
+    Program prog;
+    HelperTable helpers;
+    std::vector<Op> ops;
+    std::vector<Slot> threaded;        // labels filled from execute<true>
+    std::vector<Slot> switched;        // Op values
+    std::vector<int32_t> charge;       // budget charge of a taken branch / exit / call, per pc
+    std::vector<uint32_t> region;      // start of the straight-line region of each pc
+
+    template <bool Threaded>
+    static RunResult execute(const Impl* self, Env& env, const std::array<uint64_t, 5>& args, const RunOptions& opts,
+                             const void* const** labels_out);
+};
+
+template <bool Threaded>
+RunResult Interpreter::Impl::execute(const Impl* self, Env& env, const std::array<uint64_t, 5>& args,
+                                     const RunOptions& opts, const void* const** labels_out) {
+    if constexpr (Threaded) {
+        static const void* const labels[] = {
+#define BPF_OP(ID, CODE, DISC, DVAL, FORM, MNEM, SYM) &&L_##ID,
+#include "vm/opcodes.def"
+#undef BPF_OP
+        };
+        static_assert(std::size(labels) == kOpCount);
+        if (labels_out) {
+            *labels_out = labels;
+            return {};
+        }
+    }
+
+    const Slot* const base = Threaded ? self->threaded.data() : self->switched.data();
+    const std::size_t n_slots = self->threaded.size();
+    const int32_t* const charge = self->charge.data();
+    const HelperTable& helpers = self->helpers;
+    auto credit_of = [&](const Slot* target) -> int64_t {
+        const auto pc = static_cast<std::size_t>(target - base);
+        return static_cast<int64_t>(pc - self->region[pc]);
+    };
+
+    alignas(16) uint8_t stack[kStackSize * kMaxCallDepth];
+    const uint64_t stack_top = reinterpret_cast<uint64_t>(stack) + sizeof(stack);
+    std::memset(stack + sizeof(stack) - kStackSize, 0, kStackSize);
+
+    uint64_t reg[kNumRegs] = {};
+    for (unsigned i = 0; i < 5; ++i) reg[1 + i] = args[i];
+    reg[10] = stack_top;
+    env.mem.set_stack(stack_top - kStackSize, stack_top);
+    env.request = Request::None;
+
+    Frame frames[kMaxCallDepth];
+    unsigned depth = 0;
+    int64_t frame_loops = kMayGotoLoops;
+    const int64_t budget_start = opts.budget == 0 ? INT64_MAX : static_cast<int64_t>(opts.budget);
+    int64_t budget = budget_start;
+
+    const Slot* ip = base;
+    const Slot* call_target = nullptr;
+    uint64_t fault_addr = 0;
+    uint32_t fault_size = 0;
+    uint8_t fault_perm = 0;
+    std::string trap_msg;
+    RunResult result;
+
+#define DST reg[ip->dst]
+#define SRC reg[ip->src]
+#define IMM64 static_cast<uint64_t>(static_cast<int64_t>(ip->imm))
+#define IMM32 static_cast<uint32_t>(ip->imm)
+#define CASE(ID) case Op::ID: L_##ID:
+#define DISPATCH()                                                  \
+    do {                                                            \
+        if constexpr (Threaded) goto *ip->label;                    \
+        else goto dispatch;                                         \
+    } while (0)
+#define NEXT()      \
+    do {            \
+        ++ip;       \
+        DISPATCH(); \
+    } while (0)
+#define TAKE(delta)                                   \
+    do {                                              \
+        budget -= charge[ip - base];                  \
+        if (budget < 0) [[unlikely]] goto trap_budget; \
+        ip += 1 + (delta);                            \
+        DISPATCH();                                   \
+    } while (0)
+#define CHARGE_HERE() \
+    (budget -= static_cast<int64_t>(static_cast<std::size_t>(ip - base) - self->region[ip - base] + 1))
+#define CHECK(addr, size, perm)                                 \
+    do {                                                        \
+        if (!env.mem.allows(addr, size, perm)) [[unlikely]] {   \
+            fault_addr = addr;                                  \
+            fault_size = size;                                  \
+            fault_perm = perm;                                  \
+            goto trap_mem;                                      \
+        }                                                       \
+    } while (0)
+
+    DISPATCH();
+
+dispatch:
+    switch (static_cast<Op>(ip->op)) {
+#include "vm/interp_body.inc"
+    case Op::Count:
+    case Op::Invalid:
+        goto trap_internal;
+    }
+    goto trap_internal;
+
+do_local_call:
+    budget -= charge[ip - base];
+do_local_call_charged:
+    if (depth + 1 >= kMaxCallDepth) [[unlikely]] goto trap_call_depth;
+    frames[depth] = {ip + 1, reg[6], reg[7], reg[8], reg[9], reg[10], frame_loops};
+    ++depth;
+    reg[10] -= kStackSize;
+    std::memset(reinterpret_cast<void*>(reg[10] - kStackSize), 0, kStackSize);
+    env.mem.set_stack(reg[10] - kStackSize, stack_top);
+    frame_loops = kMayGotoLoops;
+    ip = call_target;
+    if (budget < 0) [[unlikely]] goto trap_budget;
+    DISPATCH();
+
+helper_request:
+    CHARGE_HERE();
+helper_request_charged:
+    if (env.request == Request::Exit) {
+        reg[0] = env.request_value;
+        env.request = Request::None;
+        goto finished;
+    }
+    env.request = Request::None;
+    result.trap = Trap{TrapKind::Helper, static_cast<std::size_t>(ip - base), 0, 0,
+                       fmt::format("pc {}: helper {} failed: {}", ip - base,
+                                   self->prog.insns[ip - base].imm, env.request_message)};
+    goto done;
+
+finished:
+finished_charged:
+    result.r0 = reg[0];
+    result.insns = static_cast<uint64_t>(budget_start - budget);
+    goto done_ok;
+
+trap_mem: {
+    const auto pc = static_cast<std::size_t>(ip - base);
+    result.trap = Trap{TrapKind::MemoryFault, pc, fault_addr, fault_size,
+                       fmt::format("pc {}: invalid memory access: {}", pc, env.mem.explain(fault_addr, fault_size, fault_perm))};
+    goto done;
+}
+trap_misaligned: {
+    const auto pc = static_cast<std::size_t>(ip - base);
+    result.trap = Trap{TrapKind::Misaligned, pc, fault_addr, fault_size,
+                       fmt::format("pc {}: misaligned {}-byte atomic access at {:#x}", pc, fault_size, fault_addr)};
+    goto done;
+}
+trap_budget: {
+    const auto pc = static_cast<std::size_t>(ip - base);
+    result.trap = Trap{TrapKind::Budget, pc, 0, 0,
+                       fmt::format("pc {}: instruction budget of {} exhausted", pc, budget_start)};
+    goto done;
+}
+trap_call_depth: {
+    const auto pc = static_cast<std::size_t>(ip - base);
+    result.trap = Trap{TrapKind::CallDepth, pc, 0, 0,
+                       fmt::format("pc {}: call depth limit of {} frames exceeded", pc, kMaxCallDepth)};
+    goto done;
+}
+trap_bad_call: {
+    const auto pc = static_cast<std::size_t>(ip - base);
+    result.trap = Trap{TrapKind::BadCall, pc, 0, 0, fmt::format("pc {}: {}", pc, trap_msg)};
+    goto done;
+}
+trap_no_packet: {
+    const auto pc = static_cast<std::size_t>(ip - base);
+    result.trap = Trap{TrapKind::NoPacket, pc, 0, 0,
+                       fmt::format("pc {}: legacy packet load (LD_ABS/LD_IND) but the program has no packet", pc)};
+    goto done;
+}
+trap_internal: {
+    const auto pc = static_cast<std::size_t>(ip - base);
+    throw Error(ErrorCode::Internal, fmt::format("interpreter reached an unresolved instruction at pc {}", pc));
+}
+
+done: {
+    // Instructions up to and including the trapping one.
+    const auto pc = static_cast<std::size_t>(ip - base);
+    int64_t used = budget_start - budget;
+    if (result.trap->kind != TrapKind::Budget && pc < n_slots) used += static_cast<int64_t>(pc - self->region[pc] + 1);
+    result.insns = static_cast<uint64_t>(std::max<int64_t>(used, 0));
+    if (!self->prog.lines.empty()) {
+        auto src = self->prog.source_line(pc);
+        if (!src.empty()) result.trap->message += fmt::format(" ({})", src);
+    }
+}
+done_ok:
+    env.mem.set_stack(0, 0);
+    return result;
+
+#undef DST
+#undef SRC
+#undef IMM64
+#undef IMM32
+#undef CASE
+#undef DISPATCH
+#undef NEXT
+#undef TAKE
+#undef CHARGE_HERE
+#undef CHECK
+}
+
+Result<Interpreter> Interpreter::compile(const Program& prog, const HelperTable& helpers) {
+    return catch_error([&]() -> Interpreter {
+        DecodeOptions dopts{prog.file, prog.name.empty() ? prog.section : prog.name};
+        auto decoded = decode(prog.insns, dopts);
+        if (!decoded) throw decoded.error();
+        auto impl = std::make_unique<Impl>();
+        impl->prog = prog;
+        impl->helpers = helpers;
+        impl->ops = decoded->ops;
+        const std::size_t n = prog.insns.size();
+        auto where = [&](std::size_t pc) {
+            Location loc{prog.file, dopts.section, pc, std::nullopt, prog.source_line(pc)};
+            return loc;
+        };
+
+        // Regions and budget charges.
+        impl->region.assign(n, 0);
+        uint32_t start = 0;
+        for (std::size_t pc = 0; pc < n; ++pc) {
+            impl->region[pc] = start;
+            const Op op = impl->ops[pc];
+            if (op == Op::LddwHigh) continue;
+            if (ends_region(op_info(op).form)) start = static_cast<uint32_t>(pc + 1);
+        }
+        impl->charge.assign(n, 0);
+        for (std::size_t pc = 0; pc < n; ++pc) {
+            const Op op = impl->ops[pc];
+            if (op == Op::LddwHigh) continue;
+            const Insn& in = prog.insns[pc];
+            const Form f = op_info(op).form;
+            const int64_t own = static_cast<int64_t>(pc - impl->region[pc] + 1);
+            int64_t target = -1;
+            if (f == Form::JA || f == Form::JCOND_K || f == Form::JCOND_X || f == Form::MAY_GOTO)
+                target = static_cast<int64_t>(pc) + 1 + in.off;
+            else if (f == Form::JA32 || f == Form::CALL_LOCAL)
+                target = static_cast<int64_t>(pc) + 1 + in.imm;
+            if (target >= 0) impl->charge[pc] = static_cast<int32_t>(own - (target - impl->region[target]));
+            else if (f == Form::EXIT) impl->charge[pc] = static_cast<int32_t>(own);
+        }
+
+        // Slots.
+        impl->switched.resize(n);
+        for (std::size_t pc = 0; pc < n; ++pc) {
+            Slot& s = impl->switched[pc];
+            const Insn& in = prog.insns[pc];
+            const Op op = impl->ops[pc];
+            if (op == Op::LddwHigh) continue;   // holds the value its lddw stored
+            s.op = static_cast<uint64_t>(op);
+            s.dst = in.dst;
+            s.src = in.src;
+            s.off = in.off;
+            s.imm = in.imm;
+            switch (op) {
+            case Op::LDDW:
+                impl->switched[pc + 1].imm64 = (uint64_t(uint32_t(prog.insns[pc + 1].imm)) << 32) | uint32_t(in.imm);
+                break;
+            case Op::LDDW_FUNC:
+                // A function's address is a tagged pc; callx and helpers taking callbacks decode it.
+                s.op = static_cast<uint64_t>(Op::LDDW);
+                impl->ops[pc] = Op::LDDW;
+                impl->switched[pc + 1].imm64 = kFuncPtrTag | static_cast<uint64_t>(pc + 1 + in.imm);
+                break;
+            case Op::LDDW_MAP_FD:
+            case Op::LDDW_MAP_VALUE:
+            case Op::LDDW_BTF_ID:
+            case Op::LDDW_MAP_IDX:
+            case Op::LDDW_MAP_IDX_VALUE:
+                throw Error(ErrorCode::Unsupported,
+                            fmt::format("lddw with pseudo source '{}' is unresolved; load the program from its "
+                                        "object file so maps, globals and kernel symbols are linked",
+                                        op_info(op).symbol),
+                            where(pc));
+            case Op::CALL_HELPER: {
+                const Helper* h = helpers.find(in.imm);
+                if (!h) {
+                    auto name = kernel_helper_name(in.imm);
+                    throw Error(ErrorCode::Unsupported,
+                                name.empty() ? fmt::format("call to unknown helper #{}", in.imm)
+                                             : fmt::format("helper bpf_{}#{} is not implemented", name, in.imm),
+                                where(pc));
+                }
+                s.fn = h->fn;
+                break;
+            }
+            default:
+                break;
+            }
+        }
+        // The threaded copy differs only in the dispatch word.
+        const void* const* labels = nullptr;
+        Env dummy;
+        Impl::execute<true>(nullptr, dummy, {}, {}, &labels);
+        impl->threaded = impl->switched;
+        for (std::size_t pc = 0; pc < n; ++pc) {
+            const Op op = impl->ops[pc];
+            if (op == Op::LddwHigh) continue;
+            impl->threaded[pc].label = labels[static_cast<std::size_t>(op)];
+        }
+        return Interpreter(std::move(impl));
+    });
+}
+
+RunResult Interpreter::run(Env& env, std::array<uint64_t, 5> args, const RunOptions& opts) const {
+    if (opts.dispatch == Dispatch::Threaded) return Impl::execute<true>(impl_.get(), env, args, opts, nullptr);
+    return Impl::execute<false>(impl_.get(), env, args, opts, nullptr);
+}
+
+const Program& Interpreter::program() const { return impl_->prog; }
+
+Interpreter::Interpreter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Interpreter::Interpreter(Interpreter&&) noexcept = default;
+Interpreter& Interpreter::operator=(Interpreter&&) noexcept = default;
+Interpreter::~Interpreter() = default;
+
+}  // namespace bpfsim::vm

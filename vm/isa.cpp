@@ -1,0 +1,234 @@
+// The opcode table, instruction classification and validation.
+#include "vm/vm.hpp"
+
+#include <fmt/format.h>
+
+#include <array>
+
+namespace bpfsim::vm {
+
+namespace {
+
+constexpr OpInfo kTable[] = {
+#define BPF_OP(ID, CODE, DISC, DVAL, FORM, MNEM, SYM) \
+    {Op::ID, CODE, Disc::DISC, DVAL, Form::FORM, MNEM, SYM, #ID},
+#include "vm/opcodes.def"
+#undef BPF_OP
+};
+static_assert(std::size(kTable) == kOpCount);
+
+constexpr bool table_in_enum_order() {
+    for (std::size_t i = 0; i < std::size(kTable); ++i)
+        if (static_cast<std::size_t>(kTable[i].op) != i) return false;
+    return true;
+}
+static_assert(table_in_enum_order());
+
+// For each opcode byte, the rows that carry it (at most a handful).
+struct ByCode {
+    std::array<std::array<uint16_t, 16>, 256> rows{};
+    std::array<uint8_t, 256> count{};
+};
+
+constexpr ByCode make_by_code() {
+    ByCode b{};
+    for (std::size_t i = 0; i < std::size(kTable); ++i) {
+        auto c = kTable[i].code;
+        b.rows[c][b.count[c]++] = static_cast<uint16_t>(i);
+    }
+    return b;
+}
+constexpr ByCode kByCode = make_by_code();
+
+int32_t disc_value(const Insn& insn, Disc d) {
+    switch (d) {
+    case Disc::NONE: return 0;
+    case Disc::OFF: return insn.off;
+    case Disc::IMM: return insn.imm;
+    case Disc::SRC: return insn.src;
+    }
+    return 0;
+}
+
+}  // namespace
+
+std::span<const OpInfo> op_table() { return kTable; }
+
+const OpInfo& op_info(Op op) { return kTable[static_cast<std::size_t>(op)]; }
+
+std::optional<Op> classify(const Insn& insn) {
+    const auto n = kByCode.count[insn.code];
+    if (n == 0) return std::nullopt;
+    for (unsigned i = 0; i < n; ++i) {
+        const OpInfo& row = kTable[kByCode.rows[insn.code][i]];
+        if (row.disc == Disc::NONE || disc_value(insn, row.disc) == row.dval) return row.op;
+    }
+    return std::nullopt;
+}
+
+namespace {
+
+[[noreturn]] void fail(const DecodeOptions& o, std::size_t pc, const Insn& insn, const std::string& what) {
+    Location loc;
+    loc.file = o.file;
+    loc.section = o.section;
+    loc.pc = pc;
+    throw Error(ErrorCode::InvalidInsn,
+                fmt::format("invalid instruction (opcode 0x{:02x}, raw 0x{:016x}): {}", insn.code, insn.raw(), what),
+                loc);
+}
+
+// Explains why no table row matched an opcode byte that exists with another
+// discriminator value, e.g. an ALU op with a non-zero offset.
+std::string why_unclassified(const Insn& insn) {
+    const auto n = kByCode.count[insn.code];
+    if (n == 0) return "unknown opcode";
+    const OpInfo& first = kTable[kByCode.rows[insn.code][0]];
+    std::string allowed;
+    for (unsigned i = 0; i < n; ++i) {
+        if (!allowed.empty()) allowed += ", ";
+        allowed += fmt::format("{:#x}", kTable[kByCode.rows[insn.code][i]].dval);
+    }
+    switch (first.disc) {
+    case Disc::OFF: return fmt::format("offset {} is not valid for this opcode (expected {})", insn.off, allowed);
+    case Disc::IMM: return fmt::format("immediate {:#x} is not valid for this opcode (expected {})", insn.imm, allowed);
+    case Disc::SRC: return fmt::format("src register field {} is not valid for this opcode (expected {})", unsigned(insn.src), allowed);
+    case Disc::NONE: break;
+    }
+    return "unknown opcode";
+}
+
+struct FieldRules {
+    bool dst_zero, src_zero, off_zero, imm_zero;
+    bool dst_written;   // dst is a destination register (r10 not allowed)
+};
+
+FieldRules rules_for(Form f) {
+    //                 dst0   src0   off0   imm0   dst_written
+    switch (f) {
+    case Form::ALU_K:      return {false, true, false, false, true};    // off checked by Disc
+    case Form::ALU_X:      return {false, false, false, true, true};
+    case Form::NEG:        return {false, true, true, true, true};
+    case Form::MOVSX:      return {false, false, false, true, true};
+    case Form::END:        return {false, true, true, false, true};
+    case Form::JA:         return {true, true, false, true, false};
+    case Form::JA32:       return {true, true, true, false, false};
+    case Form::JCOND_K:    return {false, true, false, false, false};
+    case Form::JCOND_X:    return {false, false, false, true, false};
+    case Form::CALL:       return {true, false, true, false, false};
+    case Form::CALL_LOCAL: return {true, false, true, false, false};
+    case Form::CALL_KFUNC: return {true, false, false, false, false};
+    case Form::CALLX:      return {false, true, true, true, false};
+    case Form::EXIT:       return {true, true, true, true, false};
+    case Form::MAY_GOTO:   return {true, true, false, true, false};
+    case Form::LDDW:       return {false, false, true, false, true};
+    case Form::LDABS:      return {true, true, true, false, false};
+    case Form::LDIND:      return {true, false, true, false, false};
+    case Form::LDX:        return {false, false, false, true, true};
+    case Form::LDXS:       return {false, false, false, true, true};
+    case Form::ST:         return {false, true, false, false, false};
+    case Form::STX:        return {false, false, false, true, false};
+    case Form::ATOMIC:     return {false, false, false, false, false};
+    case Form::LOAD_ACQ:   return {false, false, false, false, true};
+    case Form::STORE_REL:  return {false, false, false, false, false};
+    }
+    return {};
+}
+
+bool is_jump(Form f) {
+    return f == Form::JA || f == Form::JA32 || f == Form::JCOND_K || f == Form::JCOND_X || f == Form::MAY_GOTO;
+}
+
+}  // namespace
+
+Result<Decoded> decode(std::span<const Insn> insns, const DecodeOptions& opts) {
+    return catch_error([&]() -> Decoded {
+        Decoded d;
+        d.insns.assign(insns.begin(), insns.end());
+        d.ops.assign(insns.size(), Op::Invalid);
+        if (insns.empty()) {
+            Location loc{opts.file, opts.section, std::nullopt, std::nullopt, {}};
+            throw Error(ErrorCode::InvalidInsn, "program has no instructions", loc);
+        }
+        const std::size_t n = insns.size();
+        for (std::size_t pc = 0; pc < n; ++pc) {
+            const Insn& in = insns[pc];
+            auto op = classify(in);
+            if (!op) fail(opts, pc, in, why_unclassified(in));
+            const OpInfo& info = op_info(*op);
+            const FieldRules r = rules_for(info.form);
+
+            if (in.dst > 10) fail(opts, pc, in, fmt::format("dst register r{} does not exist", unsigned(in.dst)));
+            if (in.src > 10 && info.disc != Disc::SRC)
+                fail(opts, pc, in, fmt::format("src register r{} does not exist", unsigned(in.src)));
+            if (r.dst_zero && in.dst != 0) fail(opts, pc, in, fmt::format("reserved dst field is {}, must be 0", unsigned(in.dst)));
+            if (r.src_zero && in.src != 0) fail(opts, pc, in, fmt::format("reserved src field is {}, must be 0", unsigned(in.src)));
+            if (r.off_zero && in.off != 0 && info.disc != Disc::OFF)
+                fail(opts, pc, in, fmt::format("reserved offset field is {}, must be 0", in.off));
+            if (r.imm_zero && in.imm != 0 && info.disc != Disc::IMM)
+                fail(opts, pc, in, fmt::format("reserved immediate field is {:#x}, must be 0", in.imm));
+            if (r.dst_written && in.dst == 10) fail(opts, pc, in, "r10 is read-only (frame pointer)");
+
+            d.ops[pc] = *op;
+
+            if (info.form == Form::LDDW) {
+                if (pc + 1 >= n) fail(opts, pc, in, "lddw is missing its second half (program ends)");
+                const Insn& hi = insns[pc + 1];
+                if (hi.code != 0 || hi.dst != 0 || hi.src != 0 || hi.off != 0)
+                    fail(opts, pc + 1, hi, "second half of lddw must have opcode, registers and offset zero");
+                d.ops[++pc] = Op::LddwHigh;
+            }
+        }
+        // Targets: only now are all lddw second halves known.
+        for (std::size_t pc = 0; pc < n; ++pc) {
+            const Op op = d.ops[pc];
+            if (op == Op::LddwHigh) continue;
+            const OpInfo& info = op_info(op);
+            const Insn& in = insns[pc];
+            int64_t target = -1;
+            const char* what = "jump";
+            if (is_jump(info.form)) {
+                target = static_cast<int64_t>(pc) + 1 + (info.form == Form::JA32 ? in.imm : in.off);
+            } else if (info.form == Form::CALL_LOCAL) {
+                target = static_cast<int64_t>(pc) + 1 + in.imm;
+                what = "call";
+            } else if (op == Op::LDDW_FUNC) {
+                target = static_cast<int64_t>(pc) + 1 + in.imm;
+                what = "function reference";
+            } else {
+                continue;
+            }
+            if (target < 0 || target >= static_cast<int64_t>(n))
+                fail(opts, pc, in, fmt::format("{} target {} is outside the program (0..{})", what, target, n - 1));
+            if (d.ops[static_cast<std::size_t>(target)] == Op::LddwHigh)
+                fail(opts, pc, in, fmt::format("{} target {} is the second half of an lddw", what, target));
+        }
+        return d;
+    });
+}
+
+Result<Decoded> decode_bytes(std::span<const uint8_t> bytes, const DecodeOptions& opts) {
+    if (bytes.size() % sizeof(Insn) != 0) {
+        Location loc{opts.file, opts.section, std::nullopt, std::nullopt, {}};
+        return Error(ErrorCode::InvalidInsn,
+                     fmt::format("program size {} is not a multiple of 8 bytes", bytes.size()), loc);
+    }
+    std::vector<Insn> insns(bytes.size() / sizeof(Insn));
+    if (!insns.empty()) std::memcpy(insns.data(), bytes.data(), bytes.size());
+    return decode(insns, opts);
+}
+
+std::string Program::source_line(std::size_t pc) const {
+    // The line_info entry with the largest pc not above this one.
+    const LineInfo* best = nullptr;
+    for (const auto& l : lines) {
+        if (l.pc > pc) break;
+        best = &l;
+    }
+    if (!best) return {};
+    std::string s = fmt::format("{}:{}", best->file, best->line);
+    if (!best->text.empty()) s += ": " + best->text;
+    return s;
+}
+
+}  // namespace bpfsim::vm

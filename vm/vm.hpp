@@ -1,0 +1,392 @@
+// bpfsim::vm — the BPF instruction set, its text forms, memory, helpers and the interpreter.
+//
+// The one public header of the vm module. Everything in vm/*.cpp is private to it.
+//
+//   raw bytes ──decode()──▶ Decoded (validated, one Op per slot)
+//   text ──assemble()──▶ raw instructions ──disassemble()──▶ text
+//   Program + HelperTable ──Interpreter::compile()──▶ Interpreter ──run(Env&)──▶ RunResult
+#pragma once
+
+#include "common/error.hpp"
+
+#include <array>
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bpfsim::vm {
+
+// ───────────────────────────── instruction set ─────────────────────────────
+
+// One raw 8-byte instruction, laid out as the kernel's struct bpf_insn (little-endian host).
+struct Insn {
+    uint8_t code = 0;
+    uint8_t dst : 4 = 0;
+    uint8_t src : 4 = 0;
+    int16_t off = 0;
+    int32_t imm = 0;
+
+    bool operator==(const Insn& o) const {
+        return code == o.code && dst == o.dst && src == o.src && off == o.off && imm == o.imm;
+    }
+    uint64_t raw() const { return std::bit_cast<uint64_t>(*this); }
+    static Insn from_raw(uint64_t v) { return std::bit_cast<Insn>(v); }
+};
+static_assert(sizeof(Insn) == 8);
+
+// Every instruction of the table in vm/opcodes.def.
+enum class Op : uint16_t {
+#define BPF_OP(ID, CODE, DISC, DVAL, FORM, MNEM, SYM) ID,
+#include "vm/opcodes.def"
+#undef BPF_OP
+    Count,
+    LddwHigh = Count,   // second slot of an lddw; never executed
+    Invalid,
+};
+inline constexpr std::size_t kOpCount = static_cast<std::size_t>(Op::Count);
+
+// Which field tells rows with the same opcode byte apart.
+enum class Disc : uint8_t { NONE, OFF, IMM, SRC };
+
+// Operand shape of an instruction.
+enum class Form : uint8_t {
+    ALU_K, ALU_X, NEG, MOVSX, END,
+    JA, JA32, JCOND_K, JCOND_X, CALL, CALL_LOCAL, CALL_KFUNC, CALLX, EXIT, MAY_GOTO,
+    LDDW, LDABS, LDIND, LDX, LDXS, ST, STX, ATOMIC, LOAD_ACQ, STORE_REL,
+};
+
+struct OpInfo {
+    Op op;
+    uint8_t code;
+    Disc disc;
+    int32_t dval;
+    Form form;
+    std::string_view mnemonic;   // bpf_conformance syntax
+    std::string_view symbol;     // llvm-objdump operator or keyword
+    std::string_view name;       // the enumerator, "ADD64_IMM"
+};
+
+std::span<const OpInfo> op_table();
+const OpInfo& op_info(Op op);
+
+// Opcode byte fields (RFC 9669 §3).
+namespace code {
+inline constexpr uint8_t LD = 0x00, LDX = 0x01, ST = 0x02, STX = 0x03, ALU = 0x04, JMP = 0x05, JMP32 = 0x06, ALU64 = 0x07;
+inline constexpr uint8_t cls(uint8_t c) { return c & 0x07; }
+inline constexpr uint8_t size_bits(uint8_t c) { return c & 0x18; }
+inline constexpr unsigned mem_size(uint8_t c) {   // bytes moved by a load/store opcode
+    switch (size_bits(c)) { case 0x00: return 4; case 0x08: return 2; case 0x10: return 1; default: return 8; }
+}
+}  // namespace code
+
+// The table row that matches this instruction's opcode and discriminating field,
+// or nullopt. Does not check the other fields: validate() does.
+std::optional<Op> classify(const Insn& insn);
+
+// Number of registers: r0-r9 general, r10 frame pointer (read-only).
+inline constexpr unsigned kNumRegs = 11;
+inline constexpr int32_t kPseudoCallLocal = 1;
+
+// A decoded, structurally valid program: one Op per slot (lddw's second slot is LddwHigh).
+struct Decoded {
+    std::vector<Insn> insns;
+    std::vector<Op> ops;
+};
+
+struct DecodeOptions {
+    std::string file;       // for error locations
+    std::string section;
+};
+
+// Validates every field of every instruction (RFC 9669 plus the Linux 6.18 extensions),
+// jump and call targets, and lddw pairs. Errors name the pc, opcode and the bad field.
+Result<Decoded> decode(std::span<const Insn> insns, const DecodeOptions& opts = {});
+// The same from raw little-endian bytes; a length not a multiple of 8 is an error.
+Result<Decoded> decode_bytes(std::span<const uint8_t> bytes, const DecodeOptions& opts = {});
+
+// ─────────────────────────────── text forms ───────────────────────────────
+
+enum class Syntax {
+    Llvm,          // llvm-objdump: r0 = *(u32 *)(r1 + 4)
+    Conformance,   // bpf_conformance assembler: ldxw %r0, [%r1+4]
+};
+
+struct DisasmOptions {
+    Syntax syntax = Syntax::Llvm;
+    bool helper_names = true;   // Llvm syntax: "call bpf_map_lookup_elem" instead of "call 0x1"
+};
+
+// One instruction at pc (lddw reads pc+1 as well). Never throws: an invalid
+// instruction prints as "invalid 0x.. ...".
+std::string disassemble(std::span<const Insn> insns, std::size_t pc, const DisasmOptions& opts = {});
+// The whole program, one instruction a line with its pc, "   3: r0 = 1".
+std::string disassemble_program(std::span<const Insn> insns, const DisasmOptions& opts = {});
+
+// Assembles bpf_conformance text: one instruction a line, `label:` lines, `#` comments,
+// jump targets as labels or +N/-N, `call local label`, `lock [fetch] op [..], reg`.
+// Errors name the file and line.
+Result<std::vector<Insn>> assemble(std::string_view text, std::string_view filename = "<asm>");
+
+// ───────────────────────────────── memory ─────────────────────────────────
+
+enum Perm : uint8_t { kRead = 1, kWrite = 2, kReadWrite = 3 };
+
+enum class RegionKind : uint8_t { Stack, Ctx, Packet, PacketMeta, MapValue, Global, Kernel, Input, Other };
+const char* to_string(RegionKind kind);
+
+struct Region {
+    uint64_t start = 0;
+    uint64_t size = 0;
+    uint8_t perm = kReadWrite;
+    RegionKind kind = RegionKind::Other;
+    std::string name;
+    uint64_t end() const { return start + size; }
+};
+
+// The regions a program may touch. Host addresses: a BPF pointer is a host pointer.
+// The stack is kept apart from the other regions because the interpreter moves its
+// lower bound on every bpf2bpf call and return; it is also the first one checked.
+class MemoryMap {
+public:
+    // Adds a region; throws Error if it overlaps another one or is empty.
+    void add(Region region);
+    void add(const void* start, uint64_t size, uint8_t perm, RegionKind kind, std::string name);
+    // Removes the region that starts at start; returns whether there was one.
+    bool remove(uint64_t start);
+    void clear();
+
+    // The live stack window [lo, hi).
+    void set_stack(uint64_t lo, uint64_t hi) { stack_lo_ = lo; stack_size_ = hi - lo; }
+    uint64_t stack_lo() const { return stack_lo_; }
+    uint64_t stack_hi() const { return stack_lo_ + stack_size_; }
+
+    // Whether [addr, addr+size) lies inside one region that grants perm.
+    bool allows(uint64_t addr, uint64_t size, uint8_t perm) {
+        if (addr - stack_lo_ <= stack_size_ - size && stack_size_ >= size) return true;
+        if (addr - hit_start_ <= hit_size_ - size && hit_size_ >= size && (hit_perm_ & perm) == perm) return true;
+        return allows_slow(addr, size, perm);
+    }
+
+    // The region containing addr, or nullptr (the stack shows as a region too).
+    std::optional<Region> find(uint64_t addr) const;
+    // Human description of why an access fails: "... is 8 bytes past the end of stack [..]".
+    std::string explain(uint64_t addr, uint64_t size, uint8_t perm) const;
+    const std::vector<Region>& regions() const { return regions_; }
+
+private:
+    bool allows_slow(uint64_t addr, uint64_t size, uint8_t perm);
+    std::vector<Region> regions_;   // sorted by start, disjoint
+    uint64_t stack_lo_ = 0, stack_size_ = 0;
+    uint64_t hit_start_ = 0, hit_size_ = 0;
+    uint8_t hit_perm_ = 0;
+};
+
+// ───────────────────────────────── helpers ────────────────────────────────
+
+// Argument and return kinds of helper prototypes, after the kernel's bpf_arg_type /
+// bpf_return_type (include/linux/bpf.h), as documented in the UAPI helper descriptions.
+enum class ArgKind : uint8_t {
+    None,                 // argument unused
+    Anything,             // any initialised value
+    ConstMapPtr,          // a map pointer from lddw
+    MapKey,               // pointer to a key of the map in arg 1
+    MapValue,             // pointer to a value of the map in arg 1
+    UninitMapValue,
+    Mem,                  // pointer to readable memory, size in the next argument
+    MemOrNull,
+    UninitMem,            // pointer to writable memory, size in the next argument
+    ConstSize,
+    ConstSizeOrZero,
+    Ctx,
+    CtxOrNull,
+    Stack,                // pointer to the stack
+    StackOrNull,
+    SockCommon,
+    Socket,
+    BtfId,                // pointer to a kernel object of a BTF type
+    BtfIdSock,
+    AllocMem,             // pointer returned by ringbuf_reserve
+    ConstStr,             // pointer to a read-only NUL-terminated string
+    Func,                 // callback function
+    Long,                 // pointer to a writable u64
+    Int,                  // pointer to a writable u32
+    SpinLock,
+    Timer,
+    Dynptr,
+    PerCpuBtfId,
+    ConstAllocSizeOrZero,
+};
+
+enum class RetKind : uint8_t {
+    Integer,
+    Void,
+    MapValueOrNull,
+    SocketOrNull,
+    TcpSockOrNull,
+    SockCommonOrNull,
+    AllocMemOrNull,
+    BtfIdOrNull,
+    MemOrBtfIdOrNull,
+    MemOrBtfId,
+    BtfId,
+};
+
+struct HelperProto {
+    RetKind ret = RetKind::Integer;
+    std::array<ArgKind, 5> args{};
+};
+
+class Env;
+using HelperFn = uint64_t (*)(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5, Env& env);
+
+struct Helper {
+    int32_t id = 0;
+    std::string name;
+    HelperProto proto;
+    HelperFn fn = nullptr;
+};
+
+// The kernel's name for helper id ("map_lookup_elem"), or "" if unknown.
+std::string_view kernel_helper_name(int32_t id);
+// The largest helper id this build knows by name.
+int32_t kernel_helper_max_id();
+
+// id → helper. The interpreter and the JIT both call through it.
+class HelperTable {
+public:
+    void add(Helper helper);   // replaces an existing id
+    const Helper* find(int32_t id) const {
+        return id >= 0 && static_cast<std::size_t>(id) < by_id_.size() && by_id_[id].fn ? &by_id_[id] : nullptr;
+    }
+    std::size_t size() const;
+private:
+    std::vector<Helper> by_id_;
+};
+
+// The helpers bpf_conformance's tests assume (ubpf's test set): 0 gather_bytes,
+// 1 memfrob, 2 no_op, 3 sqrti, 4 strcmp_ext, 5 unwind (stops the program when it returns 0).
+HelperTable conformance_helpers();
+
+// ──────────────────────────── the environment ─────────────────────────────
+
+// What a helper may ask of the engine that called it.
+enum class Request : uint8_t {
+    None,
+    Exit,       // end the program now with r0 = request_value (bpf_conformance unwind, LD_ABS miss)
+    Trap,       // stop with a trap: request_message says why
+};
+
+// The world a program runs in. The harness derives from it to add maps, clocks,
+// kernel objects; the vm only needs the memory map and the request channel.
+class Env {
+public:
+    virtual ~Env() = default;
+
+    MemoryMap mem;
+
+    // Packet that legacy LD_ABS / LD_IND instructions read (the skb's linear data).
+    const uint8_t* skb_data = nullptr;
+    uint32_t skb_len = 0;
+
+    // Set by a helper to stop the program; the engine clears it.
+    Request request = Request::None;
+    uint64_t request_value = 0;
+    std::string request_message;
+
+    void request_exit(uint64_t r0) { request = Request::Exit; request_value = r0; }
+    void request_trap(std::string why) { request = Request::Trap; request_message = std::move(why); }
+};
+
+// ──────────────────────────────── programs ────────────────────────────────
+
+// Source position of an instruction, from .BTF.ext line_info.
+struct LineInfo {
+    std::size_t pc = 0;
+    std::string file;
+    uint32_t line = 0;
+    uint32_t column = 0;
+    std::string text;
+};
+
+// A program ready to run: raw instructions with every lddw pseudo source other than
+// plain immediates and functions already resolved by the loader.
+struct Program {
+    std::string name;
+    std::string section;
+    std::string file;
+    std::vector<Insn> insns;
+    std::vector<LineInfo> lines;   // sorted by pc; may be empty
+
+    // "file.c:42: return x;" for pc, or "" when there is no line_info.
+    std::string source_line(std::size_t pc) const;
+};
+
+// ────────────────────────────── the interpreter ───────────────────────────
+
+enum class TrapKind : uint8_t {
+    MemoryFault,      // load/store outside every region or without permission
+    Misaligned,       // atomic access not naturally aligned
+    Budget,           // instruction budget exhausted
+    CallDepth,        // more than kMaxCallDepth nested bpf2bpf calls
+    BadCall,          // callx to something that is not a helper or function
+    Helper,           // a helper reported a fault
+    NoPacket,         // LD_ABS/LD_IND without a packet
+};
+const char* to_string(TrapKind kind);
+
+struct Trap {
+    TrapKind kind;
+    std::size_t pc = 0;
+    uint64_t addr = 0;
+    uint32_t size = 0;
+    std::string message;   // complete sentence with pc, address and nearest region
+};
+
+struct RunResult {
+    uint64_t r0 = 0;
+    uint64_t insns = 0;                // instructions executed
+    std::optional<Trap> trap;
+    bool ok() const { return !trap.has_value(); }
+};
+
+enum class Dispatch { Threaded, Switch };
+
+struct RunOptions {
+    uint64_t budget = 1'000'000;       // instructions; 0 means no limit
+    Dispatch dispatch = Dispatch::Threaded;
+};
+
+inline constexpr unsigned kStackSize = 512;      // bytes per frame
+inline constexpr unsigned kMaxCallDepth = 8;     // frames, the caller included
+inline constexpr int64_t kMayGotoLoops = 8 * 1024 * 1024;
+// Value an lddw of a function (pseudo source 4) loads: a tag and the target pc.
+inline constexpr uint64_t kFuncPtrTag = 0xbf5f'0000'0000'0000ull;
+
+class Interpreter {
+public:
+    // Pre-decodes prog: validates it, resolves jump targets and helpers, fuses lddw.
+    // Fails with an Error naming the pc for invalid instructions, unknown helpers and
+    // unresolved map references.
+    static Result<Interpreter> compile(const Program& prog, const HelperTable& helpers);
+
+    // Runs from pc 0 with r1..r5 as given, r10 at the top of a fresh stack.
+    RunResult run(Env& env, std::array<uint64_t, 5> args = {}, const RunOptions& opts = {}) const;
+
+    const Program& program() const;
+    Interpreter(Interpreter&&) noexcept;
+    Interpreter& operator=(Interpreter&&) noexcept;
+    ~Interpreter();
+
+    struct Impl;
+private:
+    explicit Interpreter(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace bpfsim::vm
