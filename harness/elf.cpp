@@ -59,9 +59,17 @@ Result<ElfFile> ElfFile::from_bytes(std::vector<uint8_t> bytes, std::string name
         GElf_Ehdr eh;
         if (!gelf_getehdr(h.elf, &eh)) elf_fail(name, "", "cannot read ELF header: " + libelf_msg());
         if (eh.e_ident[EI_CLASS] != ELFCLASS64) elf_fail(name, "", "not a 64-bit ELF object");
-        if (eh.e_machine != EM_BPF) elf_fail(name, "", fmt::format("not a BPF object (e_machine {})", eh.e_machine));
+        // Old clang releases wrote EM_NONE into BPF objects; libbpf accepts both.
+        if (eh.e_machine != EM_BPF && eh.e_machine != EM_NONE)
+            elf_fail(name, "", fmt::format("not a BPF object (e_machine {})", eh.e_machine));
         if (eh.e_ident[EI_DATA] != ELFDATA2LSB)
             elf_fail(name, "", "big-endian BPF objects are not supported on this little-endian host");
+        // libelf quietly shows no sections when the table is cut off; say so instead.
+        if (eh.e_shnum == 0 && eh.e_shoff == 0) elf_fail(name, "", "object has no section header table");
+        if (eh.e_shentsize != sizeof(Elf64_Shdr)) elf_fail(name, "", fmt::format("section header size is {}, not 64", eh.e_shentsize));
+        if (eh.e_shoff > bytes.size() || uint64_t(eh.e_shnum) * eh.e_shentsize > bytes.size() - eh.e_shoff)
+            elf_fail(name, "", fmt::format("section header table [{:#x}, +{} entries) lies outside the file ({} bytes): truncated?",
+                                           eh.e_shoff, eh.e_shnum, bytes.size()));
         std::size_t shstrndx = 0;
         if (elf_getshdrstrndx(h.elf, &shstrndx) != 0) elf_fail(name, "", "no section name table: " + libelf_msg());
 
@@ -79,6 +87,9 @@ Result<ElfFile> ElfFile::from_bytes(std::vector<uint8_t> bytes, std::string name
             s.type = sh.sh_type;
             s.flags = sh.sh_flags;
             s.size = sh.sh_size;
+            s.link = sh.sh_link;
+            s.info = sh.sh_info;
+            s.entsize = sh.sh_entsize;
             if (sh.sh_type != SHT_NOBITS && sh.sh_size > 0) {
                 if (sh.sh_offset > bytes.size() || sh.sh_size > bytes.size() - sh.sh_offset)
                     elf_fail(name, s.name, fmt::format("section data [{:#x}, +{:#x}) lies outside the file ({} bytes)",
@@ -92,6 +103,7 @@ Result<ElfFile> ElfFile::from_bytes(std::vector<uint8_t> bytes, std::string name
             if (sh.sh_type == SHT_SYMTAB) symtabs.emplace_back(scn, sh);
             f.sections_.push_back(std::move(s));
         }
+        if (symtabs.size() > 1) elf_fail(name, ".symtab", "more than one symbol table");
         for (auto& [sscn, sh] : symtabs) {
             if (sh.sh_entsize != sizeof(Elf64_Sym)) elf_fail(name, ".symtab", "symbol entry size is not 24");
             Elf_Data* d = elf_getdata(sscn, nullptr);
@@ -118,6 +130,12 @@ Result<ElfFile> ElfFile::from_bytes(std::vector<uint8_t> bytes, std::string name
 const ElfSection* ElfFile::section(std::string_view name) const {
     for (const auto& s : sections_)
         if (s.name == name) return &s;
+    return nullptr;
+}
+
+const ElfSection* ElfFile::section(std::size_t index) const {
+    for (const auto& s : sections_)
+        if (s.index == index) return &s;
     return nullptr;
 }
 

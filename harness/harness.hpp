@@ -57,6 +57,9 @@ struct ElfSection {
     uint64_t flags = 0;
     std::vector<uint8_t> data;     // empty for NOBITS
     uint64_t size = 0;
+    uint32_t link = 0;             // sh_link
+    uint32_t info = 0;             // sh_info: for SHT_REL, the section the relocations apply to
+    uint64_t entsize = 0;
 };
 
 struct ElfSymbol {
@@ -79,6 +82,7 @@ public:
     const std::vector<ElfSection>& sections() const { return sections_; }
     const std::vector<ElfSymbol>& symbols() const { return symbols_; }
     const ElfSection* section(std::string_view name) const;
+    const ElfSection* section(std::size_t index) const;   // by ELF section index
 
     struct ProgramRef {
         std::string name;        // function symbol, or the section name when there is none

@@ -1,2 +1,59 @@
-#!/bin/sh
-exit 0
+#!/usr/bin/env bash
+# Bad input to the CLI ends in a clear error naming the file and place, never a crash.
+set -u
+bpfsim=$1 shared=$2
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+
+# expect NAME WANT_RC PATTERN -- CMD...: exit code WANT_RC and PATTERN on stderr+stdout.
+expect() {
+  local name=$1 want=$2 pattern=$3; shift 4
+  local out rc
+  out=$("$@" 2>&1); rc=$?
+  if [ "$rc" -eq "$want" ] && grep -qE -- "$pattern" <<<"$out"; then pass=$((pass+1)); else
+    fail=$((fail+1)); echo "FAIL $name: rc=$rc (want $want), output: $out"; fi
+}
+
+expect unknown-verb 2 "unknown verb 'frobnicate'" -- "$bpfsim" frobnicate
+expect no-args 2 "usage: bpfsim" -- "$bpfsim"
+expect help 0 "usage: bpfsim run" -- "$bpfsim" run --help
+expect bad-option 2 "unrecognised option|unrecognized option" -- "$bpfsim" run --bogus x
+expect missing-dir 1 "nope: no such file or directory" -- "$bpfsim" conformance "$tmp/nope"
+
+printf 'mov %%r0, 1\nfrob %%r1\nexit\n' > "$tmp/bad.s"
+expect asm-mnemonic 1 "bad.s:2: unknown mnemonic 'frob'" -- "$bpfsim" asm "$tmp/bad.s"
+printf 'ja nowhere\nexit\n' > "$tmp/label.s"
+expect asm-label 1 "label.s:1: undefined label 'nowhere'" -- "$bpfsim" asm "$tmp/label.s"
+
+printf '\xff\x00\x00\x00\x00\x00\x00\x00\x95\x00\x00\x00\x00\x00\x00\x00' > "$tmp/badop.bin"
+expect unknown-opcode 1 "badop.bin: .*pc 0: invalid instruction \(opcode 0xff" -- "$bpfsim" run "$tmp/badop.bin"
+printf '\x95\x00\x00' > "$tmp/short.bin"
+expect short-raw 1 "short.bin: raw program is 3 bytes" -- "$bpfsim" run "$tmp/short.bin"
+printf 'ldxdw %%r0, [%%r1+0]\nexit\n' > "$tmp/fault.s"
+expect trap 2 "trap: pc 0: invalid memory access: read of 8 bytes at 0x0" -- "$bpfsim" run "$tmp/fault.s"
+printf 'ja -1\n' > "$tmp/loop.s"
+expect budget 2 "instruction budget of 1000 exhausted" -- "$bpfsim" run "$tmp/loop.s" --budget 1000
+
+obj=$(dirname "$bpfsim")/corpus/bench_kernels.o
+head -c 200 "$obj" > "$tmp/trunc.o"
+expect truncated-elf 1 "trunc.o: " -- "$bpfsim" prog list "$tmp/trunc.o"
+expect missing-prog 1 "no program 'nope'; the object has: xorshift" -- "$bpfsim" run "$obj" --prog nope
+
+# Every sample object, valid or fuzz-found: a listing or a clean error, never a signal.
+corpus=$shared/corpus/ebpf-samples
+if [ -d "$corpus" ]; then
+  n=0 crashed=0
+  while IFS= read -r -d '' f; do
+    n=$((n+1))
+    "$bpfsim" prog list "$f" >/dev/null 2>"$tmp/err"; rc=$?
+    if [ $rc -ge 128 ] || { [ $rc -ne 0 ] && ! grep -q "bpfsim prog: " "$tmp/err"; }; then
+      crashed=$((crashed+1)); echo "FAIL corpus $f: rc=$rc $(cat "$tmp/err")"; fi
+  done < <(find "$corpus" -type f ! -name '*.md' ! -name 'LICENSE*' -print0)
+  if [ $crashed -eq 0 ]; then pass=$((pass+1)); else fail=$((fail+1)); fi
+  echo "corpus: $n files listed or rejected cleanly, $crashed crashed"
+else
+  echo "SKIP corpus: $corpus not found"
+fi
+
+echo "cli: $pass passed, $fail failed"
+[ $fail -eq 0 ]

@@ -67,7 +67,7 @@ std::string llvm(std::span<const Insn> insns, std::size_t pc, Op op, const Disas
         const int32_t hi = insns[pc + 1].imm;
         if (op == Op::LDDW) {
             const uint64_t v = (uint64_t(uint32_t(hi)) << 32) | uint32_t(in.imm);
-            return fmt::format("r{} = {:#x} ll", in.dst, v);
+            return fmt::format("r{} = {} ll", in.dst, static_cast<int64_t>(v));   // llvm prints it signed
         }
         return fmt::format("r{} = {} ll", in.dst, pseudo_lddw(op, in.imm, hi, false));
     }

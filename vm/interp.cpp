@@ -43,6 +43,7 @@ struct Slot {
 static_assert(sizeof(Slot) == 16);
 
 struct Frame {
+    const void* impl;    // the program the return address belongs to (tail calls switch programs)
     const Slot* ret;
     uint64_t r6, r7, r8, r9, r10;
     int64_t loops;
@@ -76,14 +77,23 @@ struct Interpreter::Impl {
     std::vector<int32_t> charge;       // budget charge of a taken branch / exit / call, per pc
     std::vector<uint32_t> region;      // start of the straight-line region of each pc
 
+    // Where a nested run (a callback from a helper) starts: a new frame below `r10`.
+    struct Nested {
+        std::size_t pc;
+        uint64_t r10;
+        uint64_t stack_top;
+        unsigned depth;      // frames already in use
+        int64_t* budget;
+    };
+
     template <bool Threaded>
     static RunResult execute(const Impl* self, Env& env, const std::array<uint64_t, 5>& args, const RunOptions& opts,
-                             const void* const** labels_out);
+                             const void* const** labels_out, const Nested* nested = nullptr);
 };
 
 template <bool Threaded>
 RunResult Interpreter::Impl::execute(const Impl* self, Env& env, const std::array<uint64_t, 5>& args,
-                                     const RunOptions& opts, const void* const** labels_out) {
+                                     const RunOptions& opts, const void* const** labels_out, const Nested* nested) {
     if constexpr (Threaded) {
         static const void* const labels[] = {
 #define BPF_OP(ID, CODE, DISC, DVAL, FORM, MNEM, SYM) &&L_##ID,
@@ -97,32 +107,33 @@ RunResult Interpreter::Impl::execute(const Impl* self, Env& env, const std::arra
         }
     }
 
-    const Slot* const base = Threaded ? self->threaded.data() : self->switched.data();
-    const std::size_t n_slots = self->threaded.size();
-    const int32_t* const charge = self->charge.data();
-    const HelperTable& helpers = self->helpers;
+    const Slot* base = Threaded ? self->threaded.data() : self->switched.data();
+    std::size_t n_slots = self->threaded.size();
+    const int32_t* charge = self->charge.data();
     auto credit_of = [&](const Slot* target) -> int64_t {
         const auto pc = static_cast<std::size_t>(target - base);
         return static_cast<int64_t>(pc - self->region[pc]);
     };
 
+    // A top-level run owns a fresh stack; a nested run (callback) continues the caller's.
     alignas(16) uint8_t stack[kStackSize * kMaxCallDepth];
-    const uint64_t stack_top = reinterpret_cast<uint64_t>(stack) + sizeof(stack);
-    std::memset(stack + sizeof(stack) - kStackSize, 0, kStackSize);
+    const uint64_t stack_top = nested ? nested->stack_top : reinterpret_cast<uint64_t>(stack) + sizeof(stack);
+    const unsigned depth_base = nested ? nested->depth : 0;
 
     uint64_t reg[kNumRegs] = {};
     for (unsigned i = 0; i < 5; ++i) reg[1 + i] = args[i];
-    reg[10] = stack_top;
-    env.mem.set_stack(stack_top - kStackSize, stack_top);
+    reg[10] = nested ? nested->r10 - kStackSize : stack_top;
+    std::memset(reinterpret_cast<void*>(reg[10] - kStackSize), 0, kStackSize);
+    env.mem.set_stack(reg[10] - kStackSize, stack_top);
     env.request = Request::None;
 
     Frame frames[kMaxCallDepth];
     unsigned depth = 0;
     int64_t frame_loops = kMayGotoLoops;
-    const int64_t budget_start = opts.budget == 0 ? INT64_MAX : static_cast<int64_t>(opts.budget);
+    const int64_t budget_start = nested ? *nested->budget : opts.budget == 0 ? INT64_MAX : static_cast<int64_t>(opts.budget);
     int64_t budget = budget_start;
 
-    const Slot* ip = base;
+    const Slot* ip = base + (nested ? nested->pc : 0);
     const Slot* call_target = nullptr;
     uint64_t fault_addr = 0;
     uint32_t fault_size = 0;
@@ -154,6 +165,7 @@ RunResult Interpreter::Impl::execute(const Impl* self, Env& env, const std::arra
     } while (0)
 #define CHARGE_HERE() \
     (budget -= static_cast<int64_t>(static_cast<std::size_t>(ip - base) - self->region[ip - base] + 1))
+#define SET_SITE() (env.site = CallbackSite{self, reg[10], stack_top, depth_base + depth + 1, &budget, Threaded})
 #define CHECK(addr, size, perm)                                 \
     do {                                                        \
         if (!env.mem.allows(addr, size, perm)) [[unlikely]] {   \
@@ -164,6 +176,7 @@ RunResult Interpreter::Impl::execute(const Impl* self, Env& env, const std::arra
         }                                                       \
     } while (0)
 
+    if (nested && depth_base + 1 > kMaxCallDepth) [[unlikely]] goto trap_call_depth;
     DISPATCH();
 
 dispatch:
@@ -178,8 +191,8 @@ dispatch:
 do_local_call:
     budget -= charge[ip - base];
 do_local_call_charged:
-    if (depth + 1 >= kMaxCallDepth) [[unlikely]] goto trap_call_depth;
-    frames[depth] = {ip + 1, reg[6], reg[7], reg[8], reg[9], reg[10], frame_loops};
+    if (depth_base + depth + 1 >= kMaxCallDepth) [[unlikely]] goto trap_call_depth;
+    frames[depth] = {self, ip + 1, reg[6], reg[7], reg[8], reg[9], reg[10], frame_loops};
     ++depth;
     reg[10] -= kStackSize;
     std::memset(reinterpret_cast<void*>(reg[10] - kStackSize), 0, kStackSize);
@@ -196,6 +209,19 @@ helper_request_charged:
         reg[0] = env.request_value;
         env.request = Request::None;
         goto finished;
+    }
+    if (env.request == Request::TailCall) {
+        // The target replaces the running function: same frame, r1 = ctx, pc 0.
+        self = env.tail_target->impl_.get();
+        env.request = Request::None;
+        base = Threaded ? self->threaded.data() : self->switched.data();
+        n_slots = self->threaded.size();
+        charge = self->charge.data();
+        reg[1] = env.request_value;
+        frame_loops = kMayGotoLoops;
+        ip = base;
+        if (budget < 0) [[unlikely]] goto trap_budget;
+        DISPATCH();
     }
     env.request = Request::None;
     result.trap = Trap{TrapKind::Helper, static_cast<std::size_t>(ip - base), 0, 0,
@@ -261,7 +287,12 @@ done: {
     }
 }
 done_ok:
-    env.mem.set_stack(0, 0);
+    if (nested) {
+        *nested->budget = budget;
+        env.mem.set_stack(nested->r10 - kStackSize, stack_top);
+    } else {
+        env.mem.set_stack(0, 0);
+    }
     return result;
 
 #undef DST
@@ -274,6 +305,7 @@ done_ok:
 #undef TAKE
 #undef CHARGE_HERE
 #undef CHECK
+#undef SET_SITE
 }
 
 Result<Interpreter> Interpreter::compile(const Program& prog, const HelperTable& helpers) {
@@ -376,6 +408,27 @@ Result<Interpreter> Interpreter::compile(const Program& prog, const HelperTable&
         }
         return Interpreter(std::move(impl));
     });
+}
+
+uint64_t Env::call_function(uint64_t func, std::array<uint64_t, 5> args) {
+    using Impl = Interpreter::Impl;
+    const auto* impl = static_cast<const Impl*>(site.engine);
+    const uint64_t pc = func & 0xffffffffull;
+    if (!impl || (func & ~0xffffffffull) != kFuncPtrTag || pc >= impl->threaded.size()) {
+        request_trap(fmt::format("callback {:#x} is not a function of the program", func));
+        return 0;
+    }
+    const CallbackSite saved = site;
+    const Impl::Nested nested{pc, site.r10, site.stack_top, site.depth, site.budget};
+    RunOptions ro;
+    RunResult r = site.threaded ? Impl::execute<true>(impl, *this, args, ro, nullptr, &nested)
+                                : Impl::execute<false>(impl, *this, args, ro, nullptr, &nested);
+    site = saved;
+    if (r.trap) {
+        request_trap(fmt::format("in callback at pc {}: {}", pc, r.trap->message));
+        return 0;
+    }
+    return r.r0;
 }
 
 RunResult Interpreter::run(Env& env, std::array<uint64_t, 5> args, const RunOptions& opts) const {

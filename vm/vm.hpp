@@ -280,6 +280,20 @@ enum class Request : uint8_t {
     None,
     Exit,       // end the program now with r0 = request_value (bpf_conformance unwind, LD_ABS miss)
     Trap,       // stop with a trap: request_message says why
+    TailCall,   // continue in tail_target with r1 = request_value, in place of the current function
+};
+
+class Interpreter;
+
+// Where the running engine is, so a helper can call back into the program
+// (bpf_loop, bpf_for_each_map_elem). Set by the engine before each helper call.
+struct CallbackSite {
+    const void* engine = nullptr;   // the running program
+    uint64_t r10 = 0;               // frame pointer of the calling frame
+    uint64_t stack_top = 0;
+    unsigned depth = 0;             // frames in use, the caller included
+    int64_t* budget = nullptr;      // the run's remaining budget, shared with callbacks
+    bool threaded = true;
 };
 
 // The world a program runs in. The harness derives from it to add maps, clocks,
@@ -298,9 +312,21 @@ public:
     Request request = Request::None;
     uint64_t request_value = 0;
     std::string request_message;
+    const Interpreter* tail_target = nullptr;
 
     void request_exit(uint64_t r0) { request = Request::Exit; request_value = r0; }
     void request_trap(std::string why) { request = Request::Trap; request_message = std::move(why); }
+    void request_tail_call(const Interpreter& target, uint64_t ctx) {
+        request = Request::TailCall;
+        tail_target = &target;
+        request_value = ctx;
+    }
+
+    CallbackSite site;
+    // Calls the program's function `func` (a value loaded by `lddw rX, func(...)`) with
+    // r1..r5 = args, as a new frame below the helper's caller. Returns its r0; on a trap
+    // the trap is recorded as a request and 0 is returned, and the helper should return.
+    uint64_t call_function(uint64_t func, std::array<uint64_t, 5> args);
 };
 
 // ──────────────────────────────── programs ────────────────────────────────
