@@ -177,21 +177,20 @@ vm::Program load_program(const std::string& input, const std::string& prog, cons
     vm::Program out;
     out.file = input;
     if (fmt_ == "elf") {
-        auto elf = harness::ElfFile::open(p);
-        if (!elf) throw elf.error();
+        auto obj = harness::Object::open(p);
+        if (!obj) throw obj.error();
         std::string name = prog;
         if (name.empty()) {
-            auto progs = elf->programs();
-            if (progs.empty()) {
+            if (obj->programs().empty()) {
                 Location loc;
                 loc.file = input;
                 throw Error(ErrorCode::NotFound, "object has no programs", loc);
             }
-            name = progs.front().name;
+            name = obj->programs().front().name;
         }
-        auto pr = elf->program(name);
-        if (!pr) throw pr.error();
-        return *pr;
+        auto linked = obj->link(name);
+        if (!linked) throw linked.error();
+        return linked->prog;
     }
     std::ifstream f(p, std::ios::binary);
     std::stringstream ss;
@@ -289,23 +288,165 @@ int cmd_asm(const std::vector<std::string>& args) {
     return 0;
 }
 
+bool is_elf(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    char magic[4] = {};
+    f.read(magic, 4);
+    return f.gcount() == 4 && std::memcmp(magic, "\x7f" "ELF", 4) == 0;
+}
+
+std::string hex_bytes(const std::vector<uint8_t>& b, std::size_t per_line = 16, const std::string& indent = "  ") {
+    std::string out;
+    for (std::size_t i = 0; i < b.size(); ++i) {
+        if (i % per_line == 0) out += (i ? "\n" : "") + indent;
+        else out += ' ';
+        out += fmt::format("{:02x}", b[i]);
+    }
+    return out;
+}
+
+std::string json_escape(const std::string& s) {
+    std::string o;
+    for (char c : s) {
+        switch (c) {
+        case '"': o += "\\\""; break;
+        case '\\': o += "\\\\"; break;
+        case '\n': o += "\\n"; break;
+        case '\t': o += "\\t"; break;
+        default:
+            if (static_cast<unsigned char>(c) < 0x20) o += fmt::format("\\u{:04x}", int(c));
+            else o += c;
+        }
+    }
+    return o;
+}
+
+using Snapshot = std::vector<std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>>>;
+
+Snapshot snapshot(harness::World& w) {
+    Snapshot s;
+    for (std::size_t i = 0; i < w.object().maps().size(); ++i) {
+        harness::Map* m = w.map_at(i);
+        s.push_back(m ? harness::dump_map(*m, w.options().ncpus) : decltype(s)::value_type{});
+    }
+    return s;
+}
+
+// Runs a program of an ELF object in a World: packet types get --packet, others --ctx.
+int run_object(const po::variables_map& vm, const vm::RunOptions& opts) {
+    const auto path = vm["input"].as<std::string>();
+    auto obj = harness::Object::open(path);
+    if (!obj) throw obj.error();
+    std::string name = vm["prog"].as<std::string>();
+    if (name.empty()) {
+        if (obj->programs().empty()) {
+            Location loc;
+            loc.file = path;
+            throw Error(ErrorCode::NotFound, "object has no programs", loc);
+        }
+        name = obj->programs().front().name;
+    }
+    const harness::ProgramDef* def = obj->find_program(name);
+    if (!def) {
+        auto l = obj->link(name);
+        throw l.error();
+    }
+    harness::WorldOptions wo;
+    wo.seed = vm["seed"].as<uint64_t>();
+    auto world = harness::World::create(*obj, wo);
+    if (!world) throw world.error();
+    harness::World& w = **world;
+    const bool packet_type = harness::ctx_kind(def->type) == harness::CtxKind::XdpMd || harness::ctx_kind(def->type) == harness::CtxKind::SkBuff;
+    std::vector<uint8_t> packet, ctx;
+    if (auto p = vm["packet"].as<std::string>(); !p.empty()) {
+        auto r = harness::read_packet(p);
+        if (!r) throw r.error();
+        packet = *r;
+    }
+    if (auto c = vm["ctx"].as<std::string>(); !c.empty()) {
+        auto r = harness::read_packet(c);
+        if (!r) throw r.error();
+        ctx = *r;
+    }
+    if (packet_type && packet.empty())
+        throw Error(ErrorCode::Usage, fmt::format("program '{}' ({}) needs --packet HEX|FILE|pcap:FILE", def->name, harness::to_string(def->type)));
+    const uint64_t repeat = std::max<uint64_t>(1, vm["repeat"].as<uint64_t>());
+    const Snapshot before = snapshot(w);
+    harness::ProgramRun run;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (uint64_t i = 0; i < repeat; ++i) {
+        auto r = packet_type ? w.run_packet(def->name, packet, opts) : w.run_ctx(def->name, ctx, opts);
+        if (!r) throw r.error();
+        run = std::move(r.value());
+        if (run.result.trap) break;
+    }
+    const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / double(repeat);
+    const Snapshot after = snapshot(w);
+    const std::string meaning = harness::describe_return(def->type, run.result.r0);
+    if (vm.count("json")) {
+        std::string j = fmt::format("{{\"program\": \"{}\", \"type\": \"{}\", \"r0\": {}, \"meaning\": \"{}\", \"insns\": {}, \"ns_per_run\": {:.1f}",
+                                    json_escape(def->name), harness::to_string(def->type), run.result.r0, json_escape(meaning), run.result.insns, ns);
+        j += fmt::format(", \"trap\": {}", run.result.trap ? "\"" + json_escape(run.result.trap->message) + "\"" : std::string("null"));
+        if (packet_type) j += fmt::format(", \"packet\": \"{}\"", hex_bytes(run.packet, 1u << 30, ""));
+        j += ", \"trace\": [";
+        for (std::size_t i = 0; i < run.trace.size(); ++i) j += fmt::format("{}\"{}\"", i ? ", " : "", json_escape(run.trace[i].message));
+        j += "]}";
+        fmt::print("{}\n", j);
+    } else {
+        if (run.result.trap) fmt::print("{}: trap: {}\n", def->name, run.result.trap->message);
+        else fmt::print("{}: return {} ({})\n", def->name, static_cast<int64_t>(run.result.r0), meaning);
+        fmt::print("{} instructions", run.result.insns);
+        if (repeat > 1) fmt::print(", {:.1f} ns/run", ns);
+        fmt::print("\n");
+        if (run.redirected) fmt::print("redirect: {}\n", run.redirect_ifindex);
+        if (packet_type && run.packet != packet) fmt::print("packet after ({} bytes):\n{}\n", run.packet.size(), hex_bytes(run.packet));
+        if (!run.trace.empty()) {
+            fmt::print("trace_pipe:\n");
+            for (const auto& t : run.trace) {
+                std::string line = harness::trace_pipe_line(t);
+                if (!line.empty() && line.back() == '\n') line.pop_back();
+                fmt::print("{}\n", line);
+            }
+        }
+        for (std::size_t i = 0; i < after.size(); ++i) {
+            if (after[i] == before[i]) continue;
+            fmt::print("map {} changed:\n", obj->maps()[i].name);
+            for (const auto& [k, v] : after[i]) {
+                auto old = std::find_if(before[i].begin(), before[i].end(), [&](const auto& e) { return e.first == k; });
+                if (old != before[i].end() && old->second == v) continue;
+                fmt::print("  key: {}  value: {}\n", hex_bytes(k, 1u << 30, ""), hex_bytes(v, 1u << 30, ""));
+            }
+            for (const auto& [k, v] : before[i])
+                if (std::none_of(after[i].begin(), after[i].end(), [&](const auto& e) { return e.first == k; }))
+                    fmt::print("  key: {}  deleted\n", hex_bytes(k, 1u << 30, ""));
+        }
+    }
+    return run.result.trap ? 2 : 0;
+}
+
 int cmd_run(const std::vector<std::string>& args) {
     po::options_description d("options");
     d.add_options()("input", po::value<std::string>(), "ELF object, .data, assembly or raw file")
         ("prog,p", po::value<std::string>()->default_value(""), "program (function or section) in an ELF object")
         ("format", po::value<std::string>()->default_value("auto"), "input format: auto|elf|data|asm|raw")
-        ("mem", po::value<std::string>()->default_value(""), "input memory as hex bytes (r1 = pointer, r2 = length)")
-        ("mem-file", po::value<std::string>()->default_value(""), "input memory from a file")
+        ("packet", po::value<std::string>()->default_value(""), "object programs: packet as hex, a raw file, or pcap:FILE[#N]")
+        ("ctx", po::value<std::string>()->default_value(""), "object programs without packets: context bytes (hex or file)")
+        ("seed", po::value<uint64_t>()->default_value(0), "seed of bpf_get_prandom_u32")
+        ("mem", po::value<std::string>()->default_value(""), "raw programs: input memory as hex (r1 = pointer, r2 = length)")
+        ("mem-file", po::value<std::string>()->default_value(""), "raw programs: input memory from a file")
         ("repeat", po::value<uint64_t>()->default_value(1), "run N times and report the time per run")
         ("json", "print the result as JSON");
     add_run_options(d);
     po::positional_options_description pos;
     pos.add("input", 1);
-    auto vm = parse("run", "FILE [--prog NAME] [--mem HEX]", d, pos, args);
+    auto vm = parse("run", "FILE [--prog NAME] [--packet HEX|FILE] [--mem HEX]", d, pos, args);
     if (!vm) return 0;
     if (!vm->count("input")) throw Error(ErrorCode::Usage, "run: give a file");
     auto opts = run_options(*vm);
-    auto prog = load_program((*vm)["input"].as<std::string>(), (*vm)["prog"].as<std::string>(), (*vm)["format"].as<std::string>());
+    const auto input = (*vm)["input"].as<std::string>();
+    const auto format = (*vm)["format"].as<std::string>();
+    if (format == "elf" || (format == "auto" && is_elf(input))) return run_object(*vm, opts);
+    auto prog = load_program(input, (*vm)["prog"].as<std::string>(), format);
     std::vector<uint8_t> mem = parse_hex_bytes((*vm)["mem"].as<std::string>(), "--mem");
     if (auto mf = (*vm)["mem-file"].as<std::string>(); !mf.empty()) {
         std::ifstream f(mf, std::ios::binary);
@@ -330,8 +471,8 @@ int cmd_run(const std::vector<std::string>& args) {
     }
     const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / double(repeat);
     if (vm->count("json")) {
-        fmt::print("{{\"program\": \"{}\", \"r0\": {}, \"insns\": {}, \"ns_per_run\": {:.1f}, \"trap\": {}}}\n", prog.name, r.r0,
-                   r.insns, ns, r.trap ? fmt::format("\"{}\"", r.trap->message) : "null");
+        fmt::print("{{\"program\": \"{}\", \"r0\": {}, \"insns\": {}, \"ns_per_run\": {:.1f}, \"trap\": {}}}\n", json_escape(prog.name), r.r0,
+                   r.insns, ns, r.trap ? fmt::format("\"{}\"", json_escape(r.trap->message)) : "null");
     } else {
         if (r.trap) fmt::print("{}: trap: {}\n", prog.name, r.trap->message);
         else fmt::print("{}: r0 = {} ({:#x})\n", prog.name, r.r0, r.r0);
@@ -342,13 +483,13 @@ int cmd_run(const std::vector<std::string>& args) {
     return r.trap ? 2 : 0;
 }
 
+// `prog list OBJ` / `map list OBJ` / `map dump OBJ [--map NAME]`, bpftool style.
 int cmd_prog(const std::vector<std::string>& args) {
-    if (args.empty() || (args[0] != "list" && args[0] != "help" && args[0] != "--help" && args[0] != "-h"))
-        throw Error(ErrorCode::Usage, "prog: the verb is 'prog list OBJ'");
-    if (args[0] != "list") {
+    if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
         std::cout << "usage: bpfsim prog list OBJ\n";
-        return 0;
+        return args.empty() ? 2 : 0;
     }
+    if (args[0] != "list") throw Error(ErrorCode::Usage, fmt::format("prog: unknown sub-verb '{}' (try 'prog list OBJ')", args[0]));
     std::vector<std::string> rest(args.begin() + 1, args.end());
     po::options_description d("options");
     d.add_options()("input", po::value<std::string>(), "ELF object");
@@ -357,10 +498,57 @@ int cmd_prog(const std::vector<std::string>& args) {
     auto vm = parse("prog list", "OBJ", d, pos, rest);
     if (!vm) return 0;
     if (!vm->count("input")) throw Error(ErrorCode::Usage, "prog list: give an object file");
-    auto elf = harness::ElfFile::open((*vm)["input"].as<std::string>());
-    if (!elf) throw elf.error();
-    for (const auto& p : elf->programs())
-        fmt::print("{:<32} section {:<32} {} insns\n", p.name, p.section, p.size / 8);
+    auto obj = harness::Object::open((*vm)["input"].as<std::string>());
+    if (!obj) throw obj.error();
+    for (const auto& p : obj->programs())
+        fmt::print("{:<32} {:<18} section {:<36} {} insns\n", p.name, harness::to_string(p.type), p.section, p.count);
+    return 0;
+}
+
+int cmd_map(const std::vector<std::string>& args) {
+    if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
+        std::cout << "usage: bpfsim map list OBJ | bpfsim map dump OBJ [--map NAME]\n";
+        return args.empty() ? 2 : 0;
+    }
+    const std::string sub = args[0];
+    if (sub != "list" && sub != "dump") throw Error(ErrorCode::Usage, fmt::format("map: unknown sub-verb '{}' (list or dump)", sub));
+    std::vector<std::string> rest(args.begin() + 1, args.end());
+    po::options_description d("options");
+    d.add_options()("input", po::value<std::string>(), "ELF object")
+        ("map,m", po::value<std::string>()->default_value(""), "dump only this map");
+    po::positional_options_description pos;
+    pos.add("input", 1);
+    auto vm = parse("map " + sub, "OBJ", d, pos, rest);
+    if (!vm) return 0;
+    if (!vm->count("input")) throw Error(ErrorCode::Usage, "map: give an object file");
+    auto obj = harness::Object::open((*vm)["input"].as<std::string>());
+    if (!obj) throw obj.error();
+    if (sub == "list") {
+        for (const auto& m : obj->maps())
+            fmt::print("{:<32} {:<16} key {:>4}B  value {:>6}B  max_entries {:>8}  flags {:#x}{}\n", m.name, harness::to_string(m.type),
+                       m.key_size, m.value_size, m.max_entries, m.flags, m.frozen ? "  frozen" : "");
+        return 0;
+    }
+    auto world = harness::World::create(*obj);
+    if (!world) throw world.error();
+    const std::string only = (*vm)["map"].as<std::string>();
+    bool found = only.empty();
+    for (std::size_t i = 0; i < obj->maps().size(); ++i) {
+        const auto& def = obj->maps()[i];
+        if (!only.empty() && def.name != only) continue;
+        found = true;
+        harness::Map* m = (*world)->map_at(i);
+        fmt::print("map {} ({}):\n", def.name, harness::to_string(def.type));
+        if (!m) {
+            fmt::print("  (not created)\n");
+            continue;
+        }
+        auto entries = harness::dump_map(*m, (*world)->options().ncpus);
+        for (const auto& [k, v] : entries)
+            fmt::print("key: {}  value: {}\n", hex_bytes(k, 1u << 30, ""), hex_bytes(v, 1u << 30, ""));
+        fmt::print("Found {} element{}\n", entries.size(), entries.size() == 1 ? "" : "s");
+    }
+    if (!found) throw Error(ErrorCode::NotFound, fmt::format("no map '{}'", only));
     return 0;
 }
 
@@ -372,6 +560,7 @@ const std::map<std::string, Verb>& verbs() {
         {"asm", {"assemble bpf_conformance syntax", cmd_asm}},
         {"run", {"run a program in the interpreter", cmd_run}},
         {"prog", {"prog list OBJ: list an object's programs", cmd_prog}},
+        {"map", {"map list|dump OBJ: an object's maps and their initial contents", cmd_map}},
     };
     return v;
 }

@@ -52,8 +52,8 @@ int32_t parse_imm32(std::string_view s) {
 
 int16_t parse_off16(std::string_view s) {
     int64_t v = parse_int(s, "offset");
-    if (v < INT16_MIN || v > int64_t(UINT16_MAX)) throw LineError{fmt::format("offset '{}' does not fit in 16 bits", trim(s))};
-    return static_cast<int16_t>(static_cast<uint16_t>(v));
+    if (v < INT16_MIN || v > INT16_MAX) throw LineError{fmt::format("offset '{}' does not fit in 16 bits (-32768..32767)", trim(s))};
+    return static_cast<int16_t>(v);
 }
 
 uint8_t parse_reg(std::string_view s) {
@@ -380,8 +380,10 @@ private:
         if (!row) throw LineError{fmt::format("unknown lddw pseudo source '{}'", kind)};
         lo.src = static_cast<uint8_t>(row->dval);
         const bool two = row->op == Op::LDDW_MAP_VALUE || row->op == Op::LDDW_MAP_IDX_VALUE;
-        if (args.size() != (two ? 2u : 1u)) throw LineError{fmt::format("'{}' takes {} argument(s)", kind, two ? 2 : 1)};
-        if (two) hi.imm = parse_imm32(args[1]);
+        const bool optional_two = row->op == Op::LDDW_BTF_ID;   // btf_id(id[, module fd])
+        if (args.size() != (two ? 2u : 1u) && !(optional_two && args.size() == 2))
+            throw LineError{fmt::format("'{}' takes {} argument(s)", kind, two ? 2 : 1)};
+        if (args.size() == 2) hi.imm = parse_imm32(args[1]);
         out_.push_back(lo);
         out_.push_back(hi);
         if (row->op == Op::LDDW_FUNC) {

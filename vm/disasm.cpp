@@ -28,6 +28,8 @@ std::string pseudo_lddw(Op op, int32_t lo, int32_t hi, bool conformance) {
     case Op::LDDW_MAP_VALUE:
     case Op::LDDW_MAP_IDX_VALUE:
         return fmt::format("{}({}, {})", name, lo, hi);
+    case Op::LDDW_BTF_ID:   // the second immediate is a module's BTF fd, usually 0
+        return hi ? fmt::format("{}({}, {})", name, lo, hi) : fmt::format("{}({})", name, lo);
     case Op::LDDW_FUNC:
         return fmt::format("{}({})", name, signed_off(lo));
     default:

@@ -75,7 +75,8 @@ struct Interpreter::Impl {
     std::vector<Slot> threaded;        // labels filled from execute<true>
     std::vector<Slot> switched;        // Op values
     std::vector<int32_t> charge;       // budget charge of a taken branch / exit / call, per pc
-    std::vector<uint32_t> region;      // start of the straight-line region of each pc
+    std::vector<uint32_t> upto;        // instructions from the start of pc's region through pc (lddw counts once)
+    std::vector<uint32_t> credit;      // instructions of pc's region before pc: credited when a jump lands on pc
 
     // Where a nested run (a callback from a helper) starts: a new frame below `r10`.
     struct Nested {
@@ -110,10 +111,7 @@ RunResult Interpreter::Impl::execute(const Impl* self, Env& env, const std::arra
     const Slot* base = Threaded ? self->threaded.data() : self->switched.data();
     std::size_t n_slots = self->threaded.size();
     const int32_t* charge = self->charge.data();
-    auto credit_of = [&](const Slot* target) -> int64_t {
-        const auto pc = static_cast<std::size_t>(target - base);
-        return static_cast<int64_t>(pc - self->region[pc]);
-    };
+    auto credit_of = [&](const Slot* target) -> int64_t { return self->credit[static_cast<std::size_t>(target - base)]; };
 
     // A top-level run owns a fresh stack; a nested run (callback) continues the caller's.
     alignas(16) uint8_t stack[kStackSize * kMaxCallDepth];
@@ -130,7 +128,9 @@ RunResult Interpreter::Impl::execute(const Impl* self, Env& env, const std::arra
     Frame frames[kMaxCallDepth];
     unsigned depth = 0;
     int64_t frame_loops = kMayGotoLoops;
-    const int64_t budget_start = nested ? *nested->budget : opts.budget == 0 ? INT64_MAX : static_cast<int64_t>(opts.budget);
+    // "Unlimited" leaves headroom: forward jumps credit the budget, which must not overflow.
+    constexpr int64_t kUnlimited = INT64_MAX / 4;
+    const int64_t budget_start = nested ? *nested->budget : opts.budget == 0 ? kUnlimited : static_cast<int64_t>(std::min<uint64_t>(opts.budget, kUnlimited));
     int64_t budget = budget_start;
 
     const Slot* ip = base + (nested ? nested->pc : 0);
@@ -138,6 +138,8 @@ RunResult Interpreter::Impl::execute(const Impl* self, Env& env, const std::arra
     uint64_t fault_addr = 0;
     uint32_t fault_size = 0;
     uint8_t fault_perm = 0;
+    bool charged = false;        // the trapping instruction's region is already in the budget
+    int64_t helper_id = 0;
     std::string trap_msg;
     RunResult result;
 
@@ -163,8 +165,7 @@ RunResult Interpreter::Impl::execute(const Impl* self, Env& env, const std::arra
         ip += 1 + (delta);                            \
         DISPATCH();                                   \
     } while (0)
-#define CHARGE_HERE() \
-    (budget -= static_cast<int64_t>(static_cast<std::size_t>(ip - base) - self->region[ip - base] + 1))
+#define CHARGE_HERE() (budget -= self->upto[static_cast<std::size_t>(ip - base)], charged = true)
 #define SET_SITE() (env.site = CallbackSite{self, reg[10], stack_top, depth_base + depth + 1, &budget, Threaded})
 #define CHECK(addr, size, perm)                                 \
     do {                                                        \
@@ -189,9 +190,15 @@ dispatch:
     goto trap_internal;
 
 do_local_call:
-    budget -= charge[ip - base];
-do_local_call_charged:
     if (depth_base + depth + 1 >= kMaxCallDepth) [[unlikely]] goto trap_call_depth;
+    budget -= charge[ip - base];
+    goto do_push_frame;
+do_local_call_charged:   // from callx: charged through pc and credited for the target already
+    if (depth_base + depth + 1 >= kMaxCallDepth) [[unlikely]] {
+        budget -= credit_of(call_target);
+        goto trap_call_depth;
+    }
+do_push_frame:
     frames[depth] = {self, ip + 1, reg[6], reg[7], reg[8], reg[9], reg[10], frame_loops};
     ++depth;
     reg[10] -= kStackSize;
@@ -204,6 +211,7 @@ do_local_call_charged:
 
 helper_request:
     CHARGE_HERE();
+    helper_id = self->prog.insns[static_cast<std::size_t>(ip - base)].imm;
 helper_request_charged:
     if (env.request == Request::Exit) {
         reg[0] = env.request_value;
@@ -225,12 +233,12 @@ helper_request_charged:
     }
     env.request = Request::None;
     result.trap = Trap{TrapKind::Helper, static_cast<std::size_t>(ip - base), 0, 0,
-                       fmt::format("pc {}: helper {} failed: {}", ip - base,
-                                   self->prog.insns[ip - base].imm, env.request_message)};
+                       fmt::format("pc {}: helper {} failed: {}", ip - base, helper_id, env.request_message)};
     goto done;
 
 finished:
 finished_charged:
+    if (budget < 0) [[unlikely]] goto trap_budget;   // the budget is a hard limit, also for the last region
     result.r0 = reg[0];
     result.insns = static_cast<uint64_t>(budget_start - budget);
     goto done_ok;
@@ -279,7 +287,7 @@ done: {
     // Instructions up to and including the trapping one.
     const auto pc = static_cast<std::size_t>(ip - base);
     int64_t used = budget_start - budget;
-    if (result.trap->kind != TrapKind::Budget && pc < n_slots) used += static_cast<int64_t>(pc - self->region[pc] + 1);
+    if (result.trap->kind != TrapKind::Budget && !charged && pc < n_slots) used += self->upto[pc];
     result.insns = static_cast<uint64_t>(std::max<int64_t>(used, 0));
     if (!self->prog.lines.empty()) {
         auto src = self->prog.source_line(pc);
@@ -323,14 +331,21 @@ Result<Interpreter> Interpreter::compile(const Program& prog, const HelperTable&
             return loc;
         };
 
-        // Regions and budget charges.
-        impl->region.assign(n, 0);
+        // Regions and budget charges; an lddw counts as one instruction.
+        std::vector<uint32_t> region(n, 0), before(n + 1, 0);   // before[pc]: instructions in slots < pc
         uint32_t start = 0;
         for (std::size_t pc = 0; pc < n; ++pc) {
-            impl->region[pc] = start;
+            region[pc] = start;
             const Op op = impl->ops[pc];
+            before[pc + 1] = before[pc] + (op == Op::LddwHigh ? 0 : 1);
             if (op == Op::LddwHigh) continue;
             if (ends_region(op_info(op).form)) start = static_cast<uint32_t>(pc + 1);
+        }
+        impl->upto.assign(n, 0);
+        impl->credit.assign(n, 0);
+        for (std::size_t pc = 0; pc < n; ++pc) {
+            impl->upto[pc] = before[pc + 1] - before[region[pc]];
+            impl->credit[pc] = before[pc] - before[region[pc]];
         }
         impl->charge.assign(n, 0);
         for (std::size_t pc = 0; pc < n; ++pc) {
@@ -338,14 +353,23 @@ Result<Interpreter> Interpreter::compile(const Program& prog, const HelperTable&
             if (op == Op::LddwHigh) continue;
             const Insn& in = prog.insns[pc];
             const Form f = op_info(op).form;
-            const int64_t own = static_cast<int64_t>(pc - impl->region[pc] + 1);
+            const int64_t own = impl->upto[pc];
             int64_t target = -1;
             if (f == Form::JA || f == Form::JCOND_K || f == Form::JCOND_X || f == Form::MAY_GOTO)
                 target = static_cast<int64_t>(pc) + 1 + in.off;
             else if (f == Form::JA32 || f == Form::CALL_LOCAL)
                 target = static_cast<int64_t>(pc) + 1 + in.imm;
-            if (target >= 0) impl->charge[pc] = static_cast<int32_t>(own - (target - impl->region[target]));
+            if (target >= 0) impl->charge[pc] = static_cast<int32_t>(own - impl->credit[static_cast<std::size_t>(target)]);
             else if (f == Form::EXIT) impl->charge[pc] = static_cast<int32_t>(own);
+        }
+        // Execution must not run off the end: the last instruction has to be exit or a jump.
+        {
+            std::size_t last = n - 1;
+            if (impl->ops[last] == Op::LddwHigh) last = n - 2;
+            const Form f = op_info(impl->ops[last]).form;
+            if (impl->ops[last] == Op::LddwHigh || (f != Form::EXIT && f != Form::JA && f != Form::JA32))
+                throw Error(ErrorCode::InvalidInsn, "the last instruction is not an exit or a jump: execution could run past the end",
+                            where(last));
         }
 
         // Slots.
@@ -414,7 +438,7 @@ uint64_t Env::call_function(uint64_t func, std::array<uint64_t, 5> args) {
     using Impl = Interpreter::Impl;
     const auto* impl = static_cast<const Impl*>(site.engine);
     const uint64_t pc = func & 0xffffffffull;
-    if (!impl || (func & ~0xffffffffull) != kFuncPtrTag || pc >= impl->threaded.size()) {
+    if (!impl || (func & ~0xffffffffull) != kFuncPtrTag || pc >= impl->threaded.size() || impl->ops[pc] == Op::LddwHigh) {
         request_trap(fmt::format("callback {:#x} is not a function of the program", func));
         return 0;
     }

@@ -106,8 +106,8 @@ struct FieldRules {
 FieldRules rules_for(Form f) {
     //                 dst0   src0   off0   imm0   dst_written
     switch (f) {
-    case Form::ALU_K:      return {false, true, false, false, true};    // off checked by Disc
-    case Form::ALU_X:      return {false, false, false, true, true};
+    case Form::ALU_K:      return {false, true, true, false, true};     // div/mod/mov: off is their discriminator
+    case Form::ALU_X:      return {false, false, true, true, true};
     case Form::NEG:        return {false, true, true, true, true};
     case Form::MOVSX:      return {false, false, false, true, true};
     case Form::END:        return {false, true, true, false, true};
@@ -168,6 +168,9 @@ Result<Decoded> decode(std::span<const Insn> insns, const DecodeOptions& opts) {
             if (r.imm_zero && in.imm != 0 && info.disc != Disc::IMM)
                 fail(opts, pc, in, fmt::format("reserved immediate field is {:#x}, must be 0", in.imm));
             if (r.dst_written && in.dst == 10) fail(opts, pc, in, "r10 is read-only (frame pointer)");
+            // Fetching atomics and xchg write their src register.
+            if (info.form == Form::ATOMIC && (in.imm & 1) && in.src == 10)
+                fail(opts, pc, in, "r10 is read-only (frame pointer): this atomic writes its src register");
 
             d.ops[pc] = *op;
 
@@ -176,6 +179,9 @@ Result<Decoded> decode(std::span<const Insn> insns, const DecodeOptions& opts) {
                 const Insn& hi = insns[pc + 1];
                 if (hi.code != 0 || hi.dst != 0 || hi.src != 0 || hi.off != 0)
                     fail(opts, pc + 1, hi, "second half of lddw must have opcode, registers and offset zero");
+                // Only plain values, map values (offset) and BTF ids (module fd) use the second immediate.
+                if (hi.imm != 0 && (*op == Op::LDDW_MAP_FD || *op == Op::LDDW_MAP_IDX || *op == Op::LDDW_FUNC))
+                    fail(opts, pc + 1, hi, fmt::format("second half of lddw {} must have immediate 0, not {:#x}", info.symbol, hi.imm));
                 d.ops[++pc] = Op::LddwHigh;
             }
         }

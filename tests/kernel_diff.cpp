@@ -1,0 +1,308 @@
+// Differential test against the running kernel: every program of a test-runnable type
+// (socket_filter, xdp, sched_cls, cgroup_skb, flow_dissector) in the given objects runs
+// in bpfsim and through BPF_PROG_TEST_RUN on the same generated packets; return values,
+// output packets and map contents must agree.
+//
+// usage: kernel_diff [--verbose] [--allow-differences] OBJ_OR_DIR...
+// Exit 77 (ctest: skipped) when the bpf() syscall is unavailable.
+#include "harness/harness.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+#include <set>
+
+namespace fs = std::filesystem;
+using namespace bpfsim;
+using namespace bpfsim::harness;
+
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+void put16(Bytes& b, std::size_t off, uint16_t v) {
+    b[off] = static_cast<uint8_t>(v >> 8);
+    b[off + 1] = static_cast<uint8_t>(v);
+}
+
+uint16_t ip_checksum(const uint8_t* p, std::size_t n) {
+    uint32_t s = 0;
+    for (std::size_t i = 0; i + 1 < n; i += 2) s += (p[i] << 8) | p[i + 1];
+    while (s >> 16) s = (s & 0xffff) + (s >> 16);
+    return static_cast<uint16_t>(~s);
+}
+
+// A deterministic mix of packets: IPv4 TCP/UDP/ICMP (with and without VLAN), IPv6,
+// ARP, a fragment, a short frame, DNS, different sources.
+std::vector<Bytes> packets() {
+    std::vector<Bytes> out;
+    auto eth = [](uint16_t proto, bool vlan) {
+        Bytes b = {0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02};
+        if (vlan) {
+            b.push_back(0x81);
+            b.push_back(0x00);
+            b.push_back(0x00);
+            b.push_back(0x64);
+        }
+        b.push_back(static_cast<uint8_t>(proto >> 8));
+        b.push_back(static_cast<uint8_t>(proto));
+        return b;
+    };
+    auto ipv4 = [&](uint8_t proto, uint32_t src, uint16_t sport, uint16_t dport, std::size_t payload, bool vlan, uint16_t frag, uint8_t ttl) {
+        Bytes b = eth(0x0800, vlan);
+        const std::size_t ip = b.size();
+        const std::size_t l4len = proto == 6 ? 20 : 8;
+        b.resize(ip + 20 + l4len + payload, 0);
+        b[ip] = 0x45;
+        put16(b, ip + 2, static_cast<uint16_t>(20 + l4len + payload));
+        put16(b, ip + 4, 0x1234);
+        put16(b, ip + 6, frag);
+        b[ip + 8] = ttl;
+        b[ip + 9] = proto;
+        b[ip + 12] = static_cast<uint8_t>(src >> 24);
+        b[ip + 13] = static_cast<uint8_t>(src >> 16);
+        b[ip + 14] = static_cast<uint8_t>(src >> 8);
+        b[ip + 15] = static_cast<uint8_t>(src);
+        b[ip + 16] = 10;
+        b[ip + 17] = 0;
+        b[ip + 18] = 0;
+        b[ip + 19] = 2;
+        put16(b, ip + 10, ip_checksum(&b[ip], 20));
+        const std::size_t l4 = ip + 20;
+        if (proto == 6 || proto == 17) {
+            put16(b, l4, sport);
+            put16(b, l4 + 2, dport);
+        }
+        if (proto == 17) {
+            put16(b, l4 + 4, static_cast<uint16_t>(8 + payload));
+            put16(b, l4 + 6, 0x1111);
+        }
+        if (proto == 6) {
+            b[l4 + 12] = 0x50;
+            b[l4 + 13] = 0x12;
+        }
+        if (proto == 1) b[l4] = 8;
+        for (std::size_t i = 0; i < payload; ++i) b[l4 + l4len + i] = static_cast<uint8_t>(i * 7 + 3);
+        return b;
+    };
+    out.push_back(ipv4(6, 0x0a000001, 40000, 80, 32, false, 0x4000, 64));
+    out.push_back(ipv4(17, 0x0a000001, 40001, 53, 24, false, 0, 64));
+    out.push_back(ipv4(17, 0x0a000002, 5000, 4789, 64, false, 0, 2));
+    out.push_back(ipv4(1, 0x0a000003, 0, 0, 16, false, 0, 1));
+    out.push_back(ipv4(6, 0x0a000001, 40000, 443, 100, true, 0, 64));
+    out.push_back(ipv4(17, 0xc0a80101, 123, 123, 48, false, 0x2001, 64));
+    out.push_back(ipv4(6, 0x0a000001, 40000, 80, 0, false, 0, 64));
+    out.push_back(ipv4(6, 0x0a000001, 40000, 80, 0, false, 0, 64));
+    out.push_back(ipv4(6, 0x0a000001, 40000, 80, 0, false, 0, 64));
+    {
+        Bytes b = eth(0x86dd, false);
+        const std::size_t ip = b.size();
+        b.resize(ip + 40 + 8 + 16, 0);
+        b[ip] = 0x60;
+        put16(b, ip + 4, 24);
+        b[ip + 6] = 17;
+        b[ip + 7] = 64;
+        b[ip + 8] = 0xfe;
+        b[ip + 9] = 0x80;
+        b[ip + 23] = 1;
+        b[ip + 24] = 0xfe;
+        b[ip + 25] = 0x80;
+        b[ip + 39] = 2;
+        put16(b, ip + 40, 1000);
+        put16(b, ip + 42, 2000);
+        put16(b, ip + 44, 24);
+        out.push_back(b);
+    }
+    {
+        Bytes b = eth(0x0806, false);
+        b.resize(b.size() + 28, 0x11);
+        out.push_back(b);
+    }
+    out.push_back(Bytes{0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00, 0x45});   // truncated IPv4
+    return out;
+}
+
+bool testable(ProgType t) {
+    return t == ProgType::SocketFilter || t == ProgType::Xdp || t == ProgType::SchedCls || t == ProgType::CgroupSkb ||
+           t == ProgType::FlowDissector;
+}
+
+// Percpu values compare as per-word sums over CPUs: the kernel ran on some CPU we do not know.
+Bytes fold_percpu(const Bytes& v, std::size_t value_size) {
+    const std::size_t stride = (value_size + 7) / 8 * 8;
+    if (stride == 0) return v;
+    Bytes out(value_size, 0);
+    for (std::size_t w = 0; w + 8 <= value_size || (w < value_size && w == 0); w += 8) {
+        uint64_t sum = 0;
+        for (std::size_t c = 0; c + stride <= v.size(); c += stride) {
+            uint64_t x = 0;
+            std::memcpy(&x, v.data() + c + w, std::min<std::size_t>(8, value_size - w));
+            sum += x;
+        }
+        std::memcpy(out.data() + w, &sum, std::min<std::size_t>(8, value_size - w));
+        if (value_size < 8) break;
+    }
+    return out;
+}
+
+struct Outcome {
+    std::size_t compared = 0, agreed = 0, disagreed = 0, kernel_rejected = 0, bpfsim_unsupported = 0, inputs_refused = 0, nondeterministic = 0;
+    std::vector<std::string> differences;
+    std::vector<std::string> set_aside;
+};
+
+void compare_program(const fs::path& file, const Object& obj, const ProgramDef& p, Outcome& o, bool verbose) {
+    const std::string id = fmt::format("{}:{}", file.filename().string(), p.name);
+    auto k = KernelOracle::create(obj);
+    if (!k) {
+        ++o.kernel_rejected;
+        o.set_aside.push_back(fmt::format("{}: kernel: {}", id, k.error().describe()));
+        return;
+    }
+    if (auto fd = (*k)->load(p.name); !fd) {
+        ++o.kernel_rejected;
+        std::string msg = fd.error().message();
+        o.set_aside.push_back(fmt::format("{}: kernel: {}", id, msg.substr(0, msg.find('\n'))));
+        return;
+    }
+    // Helpers whose results the kernel draws from its own state (randomness, clocks, the CPU it
+    // ran on) cannot agree with a deterministic simulation; a difference in a program that calls
+    // one is reported apart from the real disagreements.
+    std::string nondet;
+    if (auto lp = obj.link(p.name)) {
+        static const std::set<int32_t> kNondeterministic = {5, 7, 8, 34, 46, 118, 125, 160, 208};
+        for (const auto& in : lp->prog.insns)
+            if (in.code == 0x85 && in.src == 0 && kNondeterministic.count(in.imm)) nondet = std::string(vm::kernel_helper_name(in.imm));
+    }
+    auto w = World::create(obj);
+    if (!w) {
+        ++o.bpfsim_unsupported;
+        o.set_aside.push_back(fmt::format("{}: bpfsim: {}", id, w.error().describe()));
+        return;
+    }
+    if (auto c = (*w)->compiled(p.name); !c) {
+        ++o.bpfsim_unsupported;
+        o.set_aside.push_back(fmt::format("{}: bpfsim: {}", id, c.error().describe()));
+        return;
+    }
+    ++o.compared;
+    std::vector<std::string> diffs;
+    const auto pk = packets();
+    for (std::size_t i = 0; i < pk.size(); ++i) {
+        auto kr = (*k)->test_run(p.name, pk[i]);
+        if (!kr) {
+            // The kernel refuses some inputs for some types (e.g. a cut-short IPv4 header for skb
+            // programs); bpfsim does not run them either, so the maps stay comparable.
+            ++o.inputs_refused;
+            continue;
+        }
+        auto br = (*w)->run_packet(p.name, pk[i]);
+        if (!br) {
+            diffs.push_back(fmt::format("packet {}: bpfsim failed: {}", i, br.error().describe()));
+            break;
+        }
+        if (br->result.trap) {
+            diffs.push_back(fmt::format("packet {}: bpfsim trapped: {}", i, br->result.trap->message));
+            break;
+        }
+        const uint32_t ours = static_cast<uint32_t>(br->result.r0);
+        if (ours != kr->retval) diffs.push_back(fmt::format("packet {}: return {} (bpfsim) vs {} (kernel)", i, ours, kr->retval));
+        if (br->packet != kr->packet)
+            diffs.push_back(fmt::format("packet {}: output packets differ ({} vs {} bytes)", i, br->packet.size(), kr->packet.size()));
+    }
+    for (std::size_t m = 0; m < obj.maps().size() && diffs.empty(); ++m) {
+        const MapDef& d = obj.maps()[m];
+        if (d.type == MapType::Ringbuf || d.type == MapType::PerfEventArray || d.type == MapType::ProgArray ||
+            d.type == MapType::BloomFilter || d.type == MapType::Queue || d.type == MapType::Stack)
+            continue;
+        Map* ours = (*w)->map_at(m);
+        if (!ours) continue;
+        auto a = dump_map(*ours, 1);
+        auto b = (*k)->dump(m);
+        const bool percpu = d.type == MapType::PercpuArray || d.type == MapType::PercpuHash || d.type == MapType::LruPercpuHash;
+        if (percpu) {
+            for (auto& e : a) e.second = fold_percpu(e.second, d.value_size);
+            for (auto& e : b) e.second = fold_percpu(e.second, d.value_size);
+        }
+        std::sort(a.begin(), a.end());
+        std::sort(b.begin(), b.end());
+        if (a != b) {
+            auto hex = [](const Bytes& v) {
+                std::string o;
+                for (auto x : v) o += fmt::format("{:02x}", x);
+                return o;
+            };
+            std::string first;
+            for (std::size_t e = 0; e < std::max(a.size(), b.size()); ++e) {
+                if (e < a.size() && e < b.size() && a[e] == b[e]) continue;
+                first = fmt::format("; first difference: {} {} (bpfsim) vs {} {} (kernel)", e < a.size() ? hex(a[e].first) : "-",
+                                    e < a.size() ? hex(a[e].second) : "-", e < b.size() ? hex(b[e].first) : "-", e < b.size() ? hex(b[e].second) : "-");
+                break;
+            }
+            diffs.push_back(fmt::format("map '{}' differs: {} entries (bpfsim) vs {} (kernel){}", d.name, a.size(), b.size(), first));
+        }
+    }
+    if (!diffs.empty() && !nondet.empty()) {
+        ++o.nondeterministic;
+        o.set_aside.push_back(fmt::format("{}: differs ({}), and calls bpf_{}, whose kernel result is not reproducible", id, diffs.front(), nondet));
+        return;
+    }
+    if (diffs.empty()) {
+        ++o.agreed;
+        if (verbose) fmt::print("agree    {}\n", id);
+    } else {
+        ++o.disagreed;
+        for (const auto& d : diffs) o.differences.push_back(fmt::format("{}: {}", id, d));
+        if (verbose) fmt::print("DIFFER   {}: {}\n", id, diffs.front());
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    bool verbose = false, allow = false;
+    std::vector<fs::path> files;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--verbose" || a == "-v") verbose = true;
+        else if (a == "--allow-differences") allow = true;
+        else if (fs::is_directory(a)) {
+            for (const auto& e : fs::recursive_directory_iterator(a))
+                if (e.is_regular_file() && e.path().extension() == ".o" && e.path().string().find("/invalid/") == std::string::npos)
+                    files.push_back(e.path());
+        } else if (fs::exists(a)) {
+            files.push_back(a);
+        } else {
+            std::cerr << "kernel_diff: no such file or directory: " << a << "\n";
+        }
+    }
+    std::sort(files.begin(), files.end());
+    if (auto why = KernelOracle::unavailable_reason(); !why.empty()) {
+        std::cout << "SKIP: " << why << "; the kernel differential test needs root on a kernel with BPF\n";
+        return 77;
+    }
+    Outcome o;
+    for (const auto& f : files) {
+        auto obj = Object::open(f);
+        if (!obj) {
+            if (verbose) fmt::print("skip     {}: {}\n", f.string(), obj.error().describe());
+            continue;
+        }
+        for (const auto& p : obj->programs())
+            if (testable(p.type)) compare_program(f, *obj, p, o, verbose);
+    }
+    if (verbose || !o.set_aside.empty()) {
+        fmt::print("set aside ({}):\n", o.set_aside.size());
+        for (const auto& s : o.set_aside) fmt::print("  {}\n", s);
+    }
+    if (!o.differences.empty()) {
+        fmt::print("differences:\n");
+        for (const auto& d : o.differences) fmt::print("  {}\n", d);
+    }
+    fmt::print("kernel differential: {} programs compared over {} packets each, {} agree, {} differ; set aside: {} rejected or not loadable by the kernel, {} unsupported by bpfsim, {} that differ but call nondeterministic helpers; {} runs skipped because BPF_PROG_TEST_RUN refused the input\n",
+               o.compared, packets().size(), o.agreed, o.disagreed, o.kernel_rejected, o.bpfsim_unsupported, o.nondeterministic, o.inputs_refused);
+    fmt::print("{} passed, {} failed\n", o.agreed, o.disagreed);
+    return o.disagreed && !allow ? 1 : 0;
+}
