@@ -630,8 +630,10 @@ public:
     static const uint8_t* data_of(const void* key) { return static_cast<const uint8_t*>(key) + 4; }
     uint8_t* value(uint32_t slot) const { return slab_.at(uint64_t(slot) * stride_); }
 
+    // A key's prefix length bounds the match; one longer than the data matches nothing.
     void* lookup(const void* key, unsigned) override {
-        const uint32_t plen = std::min(load_u32(key), max_prefix_);
+        const uint32_t plen = load_u32(key);
+        if (plen > max_prefix_) return nullptr;
         for (const auto& [len, n] : lens_) {
             if (len > plen) continue;
             auto it = nodes_.find(index_of(data_of(key), len));

@@ -728,7 +728,7 @@ TEST_CASE("LPM trie: longest prefix match, exact updates and deletes", "[maps][l
     CHECK(get(lpm4(32, 10, 2, 0, 1)) == 1);
     CHECK(get(lpm4(32, 11, 0, 0, 1)) == -1);
     CHECK(get(lpm4(8, 10, 1, 2, 3)) == 1);     // the key's own prefix length bounds the match
-    CHECK(get(lpm4(200, 10, 1, 2, 3)) == 2);   // longer than the data: the whole address
+    CHECK(get(lpm4(33, 10, 1, 2, 3)) == -1);   // longer than the data: no match
     REQUIRE(put(lpm4(0, 0, 0, 0, 0), 99) == 0);   // default route
     CHECK(get(lpm4(32, 11, 0, 0, 1)) == 99);
     // Bits past the prefix do not matter: this is 10.0.0.0/8 again.
