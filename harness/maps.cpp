@@ -302,8 +302,8 @@ public:
         case MapType::Xskmap: return errc::kEOPNOTSUPP;
         default: break;
         }
-        if (i >= def_.max_entries || !present_[i]) return errc::kENOENT;
         if (def_.type == MapType::Sockmap && def_.value_size != 8) return errc::kENOSPC;   // a cookie needs 8 bytes
+        if (i >= def_.max_entries || !present_[i]) return errc::kENOENT;
         std::memcpy(out, value(i), def_.value_size);
         return 0;
     }
@@ -532,9 +532,9 @@ public:
     }
     int64_t user_lookup(const void* key, void* out) override {
         if (user_read_denied()) return errc::kEPERM;
+        if (def_.type == MapType::Sockhash && def_.value_size != 8) return errc::kENOSPC;   // a cookie needs 8 bytes
         auto it = entries_.find(key_of(key));
         if (it == entries_.end()) return errc::kENOENT;
-        if (def_.type == MapType::Sockhash && def_.value_size != 8) return errc::kENOSPC;
         if (!percpu_) {
             std::memcpy(out, value(it->second.slot, 0), def_.value_size);
             return 0;
@@ -555,6 +555,7 @@ public:
             if (int64_t rc = resolve_inner(*this, in, inner); rc < 0) return rc;
         }
         if (def_.type == MapType::DevmapHash) {
+            if (flags == kBpfNoexist && entries_.find(key_of(key)) != entries_.end()) return errc::kEEXIST;
             if (load_u32(in) == 0) return errc::kEINVAL;   // no device with ifindex 0
             flags &= ~kBpfExist;                            // devmap_hash ignores BPF_EXIST
         }
@@ -787,14 +788,14 @@ public:
     int64_t push(const void* v, uint64_t flags) override { return prog_read_only() ? errc::kEPERM : add(v, flags); }
     int64_t peek(void* v) override { return test(v); }
     int64_t pop(void*) override { return errc::kEOPNOTSUPP; }
-    int64_t update(const void*, const void*, uint64_t, unsigned) override { return errc::kEINVAL; }
-    int64_t erase(const void*) override { return errc::kEINVAL; }
-    int64_t get_next_key(const void*, void*) override { return errc::kEINVAL; }
+    int64_t update(const void*, const void*, uint64_t, unsigned) override { return errc::kEINVAL; }   // push instead
+    int64_t erase(const void*) override { return errc::kEOPNOTSUPP; }
+    int64_t get_next_key(const void*, void*) override { return errc::kEOPNOTSUPP; }
     int64_t user_update(const void*, const void* v, uint64_t flags) override {
         return user_write_denied() ? errc::kEPERM : add(v, flags);
     }
     int64_t user_lookup(const void*, void* v) override { return user_read_denied() ? errc::kEPERM : test(v); }
-    int64_t user_delete(const void*) override { return errc::kEINVAL; }
+    int64_t user_delete(const void*) override { return errc::kEOPNOTSUPP; }
     std::size_t count() const override { return added_; }   // values added, duplicates included
 
 private:
@@ -1193,6 +1194,7 @@ int64_t StackTraceMap::user_lookup(const void* key, void* value) {
 
 int64_t StackTraceMap::user_delete(const void* key) {
     if (user_write_denied()) return errc::kEPERM;
+    if (load_u32(key) >= n_buckets_) return errc::kE2BIG;
     auto it = stacks_.find(load_u32(key));
     if (it == stacks_.end()) return errc::kENOENT;
     stacks_.erase(it);

@@ -8,7 +8,8 @@
 // consecutive slots per entry. Maps whose program-side lookups return something other
 // than a value (prog_array, perf_event_array, cgroup_array, map-in-map, stack_trace) and
 // keyless maps (queue, stack, bloom filter) have no regions; the ring buffer's region is
-// its data area mapped twice.
+// its data area mapped twice. Redirect and socket containers (devmap, devmap_hash, cpumap,
+// xskmap, sockmap, sockhash) hand out read-only slots, as the kernel makes them.
 //
 // Two sides. The program side (lookup, update, erase, push, pop, peek) is what the map
 // helpers do; the user side (get_next_key, user_lookup, user_update, user_delete) is what

@@ -112,6 +112,24 @@ BtfMapDef parse_btf_map(const btf::Btf& b, uint32_t struct_id, const std::string
     return d;
 }
 
+MapDef to_map_def(const BtfMapDef& d, MapDef::Origin origin) {
+    MapDef m;
+    m.name = d.name;
+    m.origin = origin;
+    m.section = ".maps";
+    m.type = static_cast<MapType>(d.type);
+    m.key_size = d.key_size;
+    m.value_size = d.value_size;
+    m.max_entries = d.max_entries;
+    m.flags = d.flags;
+    m.map_extra = d.map_extra;
+    m.numa_node = d.numa_node;
+    m.pinning = d.pinning;
+    m.btf_key_type = d.key_type;
+    m.btf_value_type = d.value_type;
+    return m;
+}
+
 std::vector<BtfMapDef> parse_btf_maps(const btf::Btf& b, const std::string& file) {
     std::vector<BtfMapDef> out;
     auto sec = b.find(".maps", btf::Kind::Datasec);
@@ -341,30 +359,10 @@ Result<Object> Object::from_elf(ElfFile elf_in) {
                 if (!sym) fail(file, ".maps", fmt::format("map '{}' has no symbol in .maps", d.name));
                 d.offset = static_cast<uint32_t>(sym->value);
                 d.size = static_cast<uint32_t>(sym->size);
-                MapDef m;
-                m.name = d.name;
-                m.origin = MapDef::Origin::Btf;
-                m.section = ".maps";
-                m.type = static_cast<MapType>(d.type);
-                m.key_size = d.key_size;
-                m.value_size = d.value_size;
-                m.max_entries = d.max_entries;
-                m.flags = d.flags;
-                m.map_extra = d.map_extra;
-                m.numa_node = d.numa_node;
-                m.pinning = d.pinning;
-                m.btf_key_type = d.key_type;
-                m.btf_value_type = d.value_type;
+                MapDef m = to_map_def(d, MapDef::Origin::Btf);
                 if (d.inner) {
-                    auto inner = std::make_shared<MapDef>();
+                    auto inner = std::make_shared<MapDef>(to_map_def(*d.inner, MapDef::Origin::Inner));
                     inner->name = d.name + ".inner";
-                    inner->origin = MapDef::Origin::Inner;
-                    inner->type = static_cast<MapType>(d.inner->type);
-                    inner->key_size = d.inner->key_size;
-                    inner->value_size = d.inner->value_size;
-                    inner->max_entries = d.inner->max_entries;
-                    inner->flags = d.inner->flags;
-                    inner->map_extra = d.inner->map_extra;
                     m.inner = std::move(inner);
                 }
                 // `.values = {...}` initialisers are relocations against the .maps section.

@@ -530,6 +530,7 @@ TEST_CASE("devmap and devmap_hash: redirect targets with read-only values", "[ma
     CHECK(h->has(10));
     CHECK_FALSE(h->has(11));
     CHECK(h->user_update(&k10, &ifi, kBpfNoexist) == errc::kEEXIST);
+    CHECK(h->user_update(&k10, &zero_if, kBpfNoexist) == errc::kEEXIST);
     CHECK(h->user_update(&k11, &zero_if, kBpfAny) == errc::kEINVAL);
     REQUIRE(h->user_update(&k11, &ifi, kBpfAny) == 0);
     CHECK(h->user_update(&k12, &ifi, kBpfAny) == errc::kE2BIG);
@@ -577,6 +578,7 @@ TEST_CASE("cpumap, xskmap, sockmap, sockhash, cgroup_array: containers with the 
         CHECK(m->has(1));
         uint32_t out;
         CHECK(m->user_lookup(&one, &out) == errc::kENOSPC);   // the cookie needs 8 bytes
+        CHECK(m->user_lookup(&zero, &out) == errc::kENOSPC);
         CHECK(m->user_delete(&zero) == errc::kEINVAL);
         CHECK(m->erase(&one) == 0);
         CHECK_FALSE(m->has(1));
@@ -842,8 +844,9 @@ TEST_CASE("bloom filter: no false negatives, few false positives, deterministic"
     CHECK(m->pop(&v) == errc::kEOPNOTSUPP);
     CHECK(m->update(nullptr, &v, 0, 0) == errc::kEINVAL);
     CHECK(m->lookup(nullptr, 0) == nullptr);
-    CHECK(m->erase(nullptr) == errc::kEINVAL);
-    CHECK(m->get_next_key(nullptr, &v) == errc::kEINVAL);
+    CHECK(m->erase(nullptr) == errc::kEOPNOTSUPP);
+    CHECK(m->user_delete(nullptr) == errc::kEOPNOTSUPP);
+    CHECK(m->get_next_key(nullptr, &v) == errc::kEOPNOTSUPP);
     CHECK(m->regions().empty());
 
     // One hash function (map_extra = 1), filled from userspace.
@@ -1036,6 +1039,8 @@ TEST_CASE("stack trace: ids for stacks, zero-filled values, bucket collisions", 
     CHECK(all_keys<uint32_t>(*st) == std::vector<uint32_t>{key1});
     REQUIRE(st->user_delete(&key1) == 0);
     CHECK(st->user_delete(&key1) == errc::kENOENT);
+    const uint32_t past = 4;
+    CHECK(st->user_delete(&past) == errc::kE2BIG);
     CHECK(st->count() == 0);
     // A stack deeper than value_size / 8 is cut.
     const int64_t id2 = st->get_stackid(s2, 0);
