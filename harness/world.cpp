@@ -57,6 +57,9 @@ Result<std::unique_ptr<World>> World::create(const Object& obj, WorldOptions opt
             w->map_errors_.emplace_back();
             w->maps_.push_back(std::move(m.value()));
         }
+        // Map-in-map values are map indices of this object.
+        for (auto& m : w->maps_)
+            if (m) m->resolve_map = [wp = w.get()](uint32_t i) { return wp->map_at(i); };
         // Initial contents: global data, then `.values` initialisers of prog arrays and map-in-maps.
         for (std::size_t i = 0; i < obj.maps().size(); ++i) {
             const MapDef& def = obj.maps()[i];

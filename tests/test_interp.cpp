@@ -623,11 +623,9 @@ TEST_CASE("the budget stops endless loops; 0 means unlimited", "[interp]") {
 }
 
 TEST_CASE("the budget is a hard limit: a run that ends normally executed at most `budget` instructions",
-          "[interp][bug][!mayfail]") {
-    // interp.cpp checks the budget only when a jump is taken or a function returns, after
-    // subtracting the credit of the jump target's offset in its region; the top-level exit,
-    // a helper's exit request and an LD_ABS miss never check it. A program can therefore
-    // finish normally having executed more instructions than its budget.
+          "[interp]") {
+    // Regression: the last region before the top-level exit used to go unchecked, and checks
+    // on taken jumps lagged by the target's offset in its region.
     Env env;
     SECTION("straight-line code: 4 instructions under a budget of 2") {
         auto o = run("mov %r0, 1\nmov %r0, 2\nmov %r0, 3\nexit", env, {}, 2);
@@ -649,11 +647,10 @@ TEST_CASE("the budget is a hard limit: a run that ends normally executed at most
     }
 }
 
-TEST_CASE("budget 0 is unlimited, also for a run that starts with a forward jump", "[interp][bug][!mayfail]") {
-    // interp.cpp starts an unlimited run at budget = INT64_MAX. A taken jump forward within a
-    // straight-line region has a negative charge (it skips instructions already credited), so
-    // `budget -= charge` overflows int64_t and the run stops at once with "instruction budget
-    // of 9223372036854775807 exhausted". Seen with bench_kernels.o xorshift on an empty input.
+TEST_CASE("budget 0 is unlimited, also for a run that starts with a forward jump", "[interp]") {
+    // Regression: a forward jump inside a straight-line region has a negative charge; with the
+    // unlimited budget at INT64_MAX it overflowed and the run stopped at once with "instruction
+    // budget of 9223372036854775807 exhausted" (bench_kernels.o xorshift on an empty input).
     Env env;
     auto o = run("mov %r0, 0\njeq %r0, 0, +2\nmov %r0, 1\nmov %r0, 2\nexit", env, {}, 0);
     INFO((o.r.trap ? o.r.trap->message : std::string("no trap")));
@@ -665,11 +662,15 @@ TEST_CASE("budget 0 is unlimited, also for a run that starts with a forward jump
     CHECK(skip.r.r0 == 1);
 }
 
-TEST_CASE("lddw is one instruction, as in the kernel and RFC 9669", "[interp][bug][!mayfail]") {
-    // An lddw is one (wide) instruction in two slots. interp.cpp charges the budget per slot,
-    // so RunResult::insns counts it twice.
+TEST_CASE("lddw is one instruction, as in the kernel and RFC 9669", "[interp]") {
+    // One wide instruction in two slots (regression: it used to be counted per slot).
     CHECK(insns_of("lddw %r0, 0x1122334455667788\nexit") == 2);
     CHECK(insns_of("lddw %r0, 1\nlddw %r1, 2\nadd %r0, %r1\nexit") == 4);
+    CHECK(insns_of("mov %r0, 0\nl:\nlddw %r1, 1\nadd %r0, %r1\njne %r0, 10, l\nexit") == 1 + 10 * 3 + 1);
+    CHECK(insns_of("mov %r0, 0\nja l\nlddw %r1, 1\nl:\nlddw %r1, 2\nexit") == 4);   // a jump over an lddw
+    Env env;
+    CHECK(run("lddw %r0, 1\nlddw %r0, 2\nexit", env, {}, 2).r.trap.has_value());    // 3 instructions
+    CHECK(run("lddw %r0, 1\nlddw %r0, 2\nexit", env, {}, 3).r.ok());
 }
 
 TEST_CASE("a trap's instruction count includes the trapping instruction", "[interp]") {
@@ -689,11 +690,9 @@ TEST_CASE("a trap's instruction count includes the trapping instruction", "[inte
     CHECK(count("mov %r0, 0\nldabsb 0\nexit") == 2);                                    // NoPacket
 }
 
-TEST_CASE("a trap's instruction count includes the trapping instruction once: calls and helpers",
-          "[interp][bug][!mayfail]") {
-    // interp.cpp charges the budget for callx (CHARGE_HERE), a helper's request and a local
-    // call (do_local_call) before jumping to trap_bad_call / done / trap_call_depth, and
-    // `done:` then adds the current region's instructions again.
+TEST_CASE("a trap's instruction count includes the trapping instruction once: calls and helpers", "[interp]") {
+    // Regression: these paths charge the budget before they trap, and the trap used to add
+    // the region's instructions a second time (in comments: what was reported).
     const HelperTable t = test_helpers();
     Env env;
     auto count = [&](std::string_view text) {
@@ -706,6 +705,33 @@ TEST_CASE("a trap's instruction count includes the trapping instruction once: ca
     CHECK(count("mov %r0, 0\nmov %r2, 3\ncallx %r2\nexit") == 3);       // Helper trap via callx: reports 6
     CHECK(count(call_chain(8)) == 8);                                    // CallDepth: the 8th call traps
     CHECK(count("mov %r0, 0\nmov %r0, 0\nf:\ncall local f\nexit") == 10);   // 2 + 8 calls: reports 11
+}
+
+TEST_CASE("a trap after a callx counts the instructions since the callx", "[interp][bug][!mayfail]") {
+    // vm/interp.cpp, execute(): CHARGE_HERE() sets `charged = true` to tell `done:` that the
+    // trapping instruction's region is already in the budget. CALLX uses CHARGE_HERE and the
+    // flag is never cleared, so after any callx that returns normally, a later MemoryFault,
+    // Misaligned or NoPacket trap leaves out its own region: RunResult::insns is short.
+    const HelperTable t = test_helpers();
+    std::vector<uint8_t> buf(8);
+    Env env;
+    env.mem.add(buf.data(), buf.size(), kRead, RegionKind::Input, "input");
+    const uint64_t p = reinterpret_cast<uint64_t>(buf.data());
+    auto count = [&](std::string_view text) {
+        auto o = run(text, env, {p}, kBudget, t);
+        REQUIRE(o.r.trap.has_value());
+        return o.r.insns;
+    };
+    // mov, callx (record), mov, ldxb: reports 3
+    CHECK(count("mov %r6, %r1\nmov %r2, 1\ncallx %r2\nmov %r0, 1\nldxb %r0, [%r6+9]\nexit") == 5);
+    // lddw, callx, [mov, ldxb]: reports 2
+    CHECK(count("lddw %r2, func(f)\ncallx %r2\nexit\nf:\nmov %r0, 1\nldxb %r0, [%r1+9]\nexit") == 4);
+    // mov, callx, mov, ldabsb: reports 2
+    CHECK(count("mov %r2, 1\ncallx %r2\nmov %r0, 1\nldabsb 0\nexit") == 4);
+    // mov, callx, mov, mov, lock add: reports 2
+    CHECK(count("mov %r2, 1\ncallx %r2\nmov %r0, 1\nmov %r1, 1\nlock add [%r10-12], %r1\nexit") == 5);
+    // the same without the callx is right
+    CHECK(count("mov %r6, %r1\nmov %r2, 1\ncall 1\nmov %r0, 1\nldxb %r0, [%r6+9]\nexit") == 5);
 }
 
 // ──────────────────────────────── bpf2bpf ─────────────────────────────────
@@ -1035,9 +1061,8 @@ TEST_CASE("callx calls a helper by id or a function by address; anything else tr
     }
 }
 
-TEST_CASE("a helper called through callx that traps is named in the trap", "[interp][bug][!mayfail]") {
-    // interp.cpp, helper_request: the message takes the helper id from the instruction's
-    // immediate, which for callx is 0, not the id the register held.
+TEST_CASE("a helper called through callx that traps is named in the trap", "[interp]") {
+    // Regression: the message took the helper id from the instruction's immediate, 0 for callx.
     const HelperTable t = test_helpers();
     Env env;
     const Trap tr = trap_of("mov %r0, 0\nmov %r2, 3\ncallx %r2\nexit", env, {}, 100, t);
@@ -1046,11 +1071,10 @@ TEST_CASE("a helper called through callx that traps is named in the trap", "[int
     CHECK(tr.message == "pc 2: helper 3 failed: x");
 }
 
-TEST_CASE("callx of a forged function address inside an lddw traps instead of crashing", "[interp][bug][!mayfail]") {
-    // A value with the function tag whose pc is the second slot of an lddw passes the check in
-    // CALLX (tag and pc < n_slots), so the interpreter dispatches on the lddw's 64-bit value:
-    // the threaded dispatcher jumps to that value as a label (SIGSEGV), the switch dispatcher
-    // executes it as some other opcode.
+TEST_CASE("callx of a forged function address inside an lddw traps instead of crashing", "[interp]") {
+    // Regression: a value with the function tag whose pc is the second slot of an lddw used to
+    // pass CALLX's check; the threaded dispatcher then jumped to the lddw's value as a label
+    // (SIGSEGV) and the switch dispatcher ran it as some other opcode. Runs in a child process.
     const std::string forged = "lddw %r1, " + hex(kFuncPtrTag | 1) + "\ncallx %r1\nexit";
     auto interp = compile_text(forged);
     REQUIRE(interp.ok());
@@ -1066,17 +1090,20 @@ TEST_CASE("callx of a forged function address inside an lddw traps instead of cr
     }
 }
 
-TEST_CASE("compile() refuses a program that can run past its last instruction", "[interp][bug][!mayfail]") {
-    // decode() checks jump targets but not fall-through: a program whose last instruction is
-    // not exit or ja compiles, and run() then executes whatever lies after the slot array
-    // (threaded: a jump to a garbage label, SIGSEGV). The kernel rejects such programs
-    // ("last insn is not an exit or jmp").
-    // straight off the end; a conditional jump not taken; a function without exit
-    for (const char* text : {"mov %r0, 1", "mov %r0, 0\nl:\njeq %r0, 1, l", "call local f\nexit\nf:\nmov %r0, 1"}) {
+TEST_CASE("compile() refuses a program that can run past its last instruction", "[interp]") {
+    // As the kernel does ("last insn is not an exit or jmp"). Regression: such programs used to
+    // compile, and run() executed whatever lay after the slot array (threaded: SIGSEGV).
+    // Straight off the end; a conditional jump not taken; a function without exit; may_goto;
+    // a call whose return lands past the end.
+    for (const char* text : {"mov %r0, 1", "mov %r0, 0\nl:\njeq %r0, 1, l", "call local f\nexit\nf:\nmov %r0, 1",
+                             "l:\nmay_goto l", "ja f\nf:\ncall local f", "lddw %r0, 1"}) {
         INFO(text);
         auto interp = compile_text(text);
         CHECK_FALSE(interp.ok());
-        if (interp.ok()) {
+        if (!interp.ok()) {
+            CHECK(interp.error().code() == ErrorCode::InvalidInsn);
+            CHECK_THAT(interp.error().message(), Catch::Contains("last instruction is not an exit or a jump"));
+        } else {
             const int status = in_child([&] {
                 Env env;
                 return status_of(interp->run(env, {}, {1000, Dispatch::Threaded}));

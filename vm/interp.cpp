@@ -199,6 +199,7 @@ do_local_call_charged:   // from callx: charged through pc and credited for the 
         goto trap_call_depth;
     }
 do_push_frame:
+    charged = false;   // the callee's regions are charged as they end
     frames[depth] = {self, ip + 1, reg[6], reg[7], reg[8], reg[9], reg[10], frame_loops};
     ++depth;
     reg[10] -= kStackSize;
