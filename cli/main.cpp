@@ -368,6 +368,35 @@ int run_object(const po::variables_map& vm, const vm::RunOptions& opts) {
         if (!r) throw r.error();
         ctx = *r;
     }
+    // Input memory instead of a context (r1 = pointer, r2 = length), as for bare programs.
+    std::vector<uint8_t> mem = parse_hex_bytes(vm["mem"].as<std::string>(), "--mem");
+    if (auto mf = vm["mem-file"].as<std::string>(); !mf.empty()) {
+        std::ifstream f(mf, std::ios::binary);
+        if (!f) {
+            Location loc;
+            loc.file = mf;
+            throw Error(ErrorCode::Io, "cannot open file", loc);
+        }
+        mem.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    }
+    if (!mem.empty()) {
+        if (packet_type) throw Error(ErrorCode::Usage, fmt::format("program '{}' takes a packet (--packet), not --mem", def->name));
+        auto interp = w.compiled(def->name);
+        if (!interp) throw interp.error();
+        w.mem.add(mem.data(), mem.size(), vm::kReadWrite, vm::RegionKind::Input, "mem");
+        const uint64_t repeat = std::max<uint64_t>(1, vm["repeat"].as<uint64_t>());
+        vm::RunResult r;
+        const auto t0 = std::chrono::steady_clock::now();
+        for (uint64_t i = 0; i < repeat && !r.trap; ++i)
+            r = (*interp)->run(w, {reinterpret_cast<uint64_t>(mem.data()), mem.size(), 0, 0, 0}, opts);
+        const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / double(repeat);
+        if (r.trap) fmt::print("{}: trap: {}\n", def->name, r.trap->message);
+        else fmt::print("{}: r0 = {} ({:#x})\n", def->name, r.r0, r.r0);
+        fmt::print("{} instructions", r.insns);
+        if (repeat > 1) fmt::print(", {:.1f} ns/run, {:.2f} ns/insn", ns, r.insns ? ns / double(r.insns) : 0.0);
+        fmt::print("\n");
+        return r.trap ? 2 : 0;
+    }
     if (packet_type && packet.empty())
         throw Error(ErrorCode::Usage, fmt::format("program '{}' ({}) needs --packet HEX|FILE|pcap:FILE", def->name, harness::to_string(def->type)));
     const uint64_t repeat = std::max<uint64_t>(1, vm["repeat"].as<uint64_t>());

@@ -734,6 +734,54 @@ TEST_CASE("a trap after a callx counts the instructions since the callx", "[inte
     CHECK(count("mov %r6, %r1\nmov %r2, 1\ncall 1\nmov %r0, 1\nldxb %r0, [%r6+9]\nexit") == 5);
 }
 
+namespace {
+const Interpreter* tail_target = nullptr;
+// Helper 9: tail-calls tail_target with r1 = ctx.
+uint64_t tail_call(uint64_t ctx, uint64_t, uint64_t, uint64_t, uint64_t, Env& env) {
+    env.request_tail_call(*tail_target, ctx);
+    return 0;
+}
+HelperTable with_tail_call() {
+    HelperTable t = conformance_helpers();
+    t.add({9, "tail_call", {}, tail_call});
+    return t;
+}
+}  // namespace
+
+TEST_CASE("a tail call replaces the running function; the count goes on", "[interp]") {
+    auto target = compile_text("mov %r0, %r1\nadd %r0, 1\nexit");
+    REQUIRE(target.ok());
+    tail_target = &*target;
+    Env env;
+    auto o = run("mov %r1, 5\ncall 9\nmov %r0, 99\nexit", env, {}, kBudget, with_tail_call());
+    REQUIRE(o.r.ok());
+    CHECK(o.r.r0 == 6);
+    CHECK(o.r.insns == 5);   // mov, call; mov, add, exit
+    // from a subprogram: the target takes the subprogram's place and returns to its caller
+    auto sub = run("call local f\nadd %r0, 100\nexit\nf:\nmov %r1, 5\ncall 9\nmov %r0, 99\nexit", env, {}, kBudget,
+                   with_tail_call());
+    REQUIRE(sub.r.ok());
+    CHECK(sub.r.r0 == 106);
+    CHECK(sub.r.insns == 8);   // call, mov, call; mov, add, exit; add, exit
+    tail_target = nullptr;
+}
+
+TEST_CASE("a trap after a tail call counts the target's instructions", "[interp][bug][!mayfail]") {
+    // vm/interp.cpp, helper_request: CHARGE_HERE() sets `charged = true`, and the TailCall
+    // branch continues in the target without clearing it, so a MemoryFault (Misaligned,
+    // NoPacket) in the target's first region is left out of RunResult::insns.
+    auto target = compile_text("mov %r0, 0\nldxb %r0, [%r1+0]\nexit");
+    REQUIRE(target.ok());
+    tail_target = &*target;
+    Env env;
+    auto o = run("mov %r1, 5\ncall 9\nexit", env, {}, kBudget, with_tail_call());
+    REQUIRE(o.r.trap.has_value());
+    CHECK(o.r.trap->kind == TrapKind::MemoryFault);
+    CHECK(o.r.trap->pc == 1);   // in the target
+    CHECK(o.r.insns == 4);      // mov, call; mov, ldxb
+    tail_target = nullptr;
+}
+
 // ──────────────────────────────── bpf2bpf ─────────────────────────────────
 
 TEST_CASE("bpf2bpf calls: arguments, r0, callee-saved r6-r9, frames", "[interp]") {
