@@ -707,11 +707,9 @@ TEST_CASE("a trap's instruction count includes the trapping instruction once: ca
     CHECK(count("mov %r0, 0\nmov %r0, 0\nf:\ncall local f\nexit") == 10);   // 2 + 8 calls: reports 11
 }
 
-TEST_CASE("a trap after a callx counts the instructions since the callx", "[interp][bug][!mayfail]") {
-    // vm/interp.cpp, execute(): CHARGE_HERE() sets `charged = true` to tell `done:` that the
-    // trapping instruction's region is already in the budget. CALLX uses CHARGE_HERE and the
-    // flag is never cleared, so after any callx that returns normally, a later MemoryFault,
-    // Misaligned or NoPacket trap leaves out its own region: RunResult::insns is short.
+TEST_CASE("a trap after a callx counts the instructions since the callx", "[interp]") {
+    // Regression: the flag that tells a trap its region is already charged stayed set after a
+    // callx returned, so later traps left out their own region (in comments: what was reported).
     const HelperTable t = test_helpers();
     std::vector<uint8_t> buf(8);
     Env env;

@@ -228,6 +228,7 @@ helper_request_charged:
         charge = self->charge.data();
         reg[1] = env.request_value;
         frame_loops = kMayGotoLoops;
+        charged = false;   // the target's regions are charged as they end
         ip = base;
         if (budget < 0) [[unlikely]] goto trap_budget;
         DISPATCH();
