@@ -156,6 +156,32 @@ int cmd_conformance_plugin(const std::vector<std::string>& args) {
     return 0;
 }
 
+// The program to run: the one named, or the object's first.
+std::string program_name(const harness::Object& obj, const std::string& named, const std::string& path) {
+    if (!named.empty()) return named;
+    if (obj.programs().empty()) {
+        Location loc;
+        loc.file = path;
+        throw Error(ErrorCode::NotFound, "object has no programs", loc);
+    }
+    return obj.programs().front().name;
+}
+
+// --mem HEX or --mem-file FILE: input memory for r1/r2.
+std::vector<uint8_t> input_memory(const po::variables_map& vm) {
+    std::vector<uint8_t> mem = parse_hex_bytes(vm["mem"].as<std::string>(), "--mem");
+    if (auto mf = vm["mem-file"].as<std::string>(); !mf.empty()) {
+        std::ifstream f(mf, std::ios::binary);
+        if (!f) {
+            Location loc;
+            loc.file = mf;
+            throw Error(ErrorCode::Io, "cannot open file", loc);
+        }
+        mem.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    }
+    return mem;
+}
+
 // Reads instructions from an ELF object (with --prog), a .data file, assembly text or raw bytes.
 vm::Program load_program(const std::string& input, const std::string& prog, const std::string& format) {
     fs::path p(input);
@@ -179,16 +205,7 @@ vm::Program load_program(const std::string& input, const std::string& prog, cons
     if (fmt_ == "elf") {
         auto obj = harness::Object::open(p);
         if (!obj) throw obj.error();
-        std::string name = prog;
-        if (name.empty()) {
-            if (obj->programs().empty()) {
-                Location loc;
-                loc.file = input;
-                throw Error(ErrorCode::NotFound, "object has no programs", loc);
-            }
-            name = obj->programs().front().name;
-        }
-        auto linked = obj->link(name);
+        auto linked = obj->link(program_name(*obj, prog, input));
         if (!linked) throw linked.error();
         return linked->prog;
     }
@@ -337,15 +354,7 @@ int run_object(const po::variables_map& vm, const vm::RunOptions& opts) {
     const auto path = vm["input"].as<std::string>();
     auto obj = harness::Object::open(path);
     if (!obj) throw obj.error();
-    std::string name = vm["prog"].as<std::string>();
-    if (name.empty()) {
-        if (obj->programs().empty()) {
-            Location loc;
-            loc.file = path;
-            throw Error(ErrorCode::NotFound, "object has no programs", loc);
-        }
-        name = obj->programs().front().name;
-    }
+    const std::string name = program_name(*obj, vm["prog"].as<std::string>(), path);
     const harness::ProgramDef* def = obj->find_program(name);
     if (!def) {
         auto l = obj->link(name);
@@ -369,16 +378,7 @@ int run_object(const po::variables_map& vm, const vm::RunOptions& opts) {
         ctx = *r;
     }
     // Input memory instead of a context (r1 = pointer, r2 = length), as for bare programs.
-    std::vector<uint8_t> mem = parse_hex_bytes(vm["mem"].as<std::string>(), "--mem");
-    if (auto mf = vm["mem-file"].as<std::string>(); !mf.empty()) {
-        std::ifstream f(mf, std::ios::binary);
-        if (!f) {
-            Location loc;
-            loc.file = mf;
-            throw Error(ErrorCode::Io, "cannot open file", loc);
-        }
-        mem.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-    }
+    std::vector<uint8_t> mem = input_memory(vm);   // the program may write it
     if (!mem.empty()) {
         if (packet_type) throw Error(ErrorCode::Usage, fmt::format("program '{}' takes a packet (--packet), not --mem", def->name));
         auto interp = w.compiled(def->name);
@@ -476,16 +476,7 @@ int cmd_run(const std::vector<std::string>& args) {
     const auto format = (*vm)["format"].as<std::string>();
     if (format == "elf" || (format == "auto" && is_elf(input))) return run_object(*vm, opts);
     auto prog = load_program(input, (*vm)["prog"].as<std::string>(), format);
-    std::vector<uint8_t> mem = parse_hex_bytes((*vm)["mem"].as<std::string>(), "--mem");
-    if (auto mf = (*vm)["mem-file"].as<std::string>(); !mf.empty()) {
-        std::ifstream f(mf, std::ios::binary);
-        if (!f) {
-            Location loc;
-            loc.file = mf;
-            throw Error(ErrorCode::Io, "cannot open file", loc);
-        }
-        mem.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-    }
+    std::vector<uint8_t> mem = input_memory(*vm);
     auto interp = vm::Interpreter::compile(prog, vm::conformance_helpers());
     if (!interp) throw interp.error();
     const uint64_t repeat = std::max<uint64_t>(1, (*vm)["repeat"].as<uint64_t>());
