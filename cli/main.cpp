@@ -3,10 +3,13 @@
 #include "vm/vm.hpp"
 
 #include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -165,6 +168,16 @@ std::string program_name(const harness::Object& obj, const std::string& named, c
         throw Error(ErrorCode::NotFound, "object has no programs", loc);
     }
     return obj.programs().front().name;
+}
+
+// A number from the command line: decimal, 0x hex, or negative (two's complement).
+uint64_t parse_number(const std::string& text, const std::string& what) {
+    errno = 0;
+    char* end = nullptr;
+    const bool neg = !text.empty() && text[0] == '-';
+    const uint64_t v = neg ? static_cast<uint64_t>(std::strtoll(text.c_str(), &end, 0)) : std::strtoull(text.c_str(), &end, 0);
+    if (text.empty() || *end || errno) throw Error(ErrorCode::Usage, fmt::format("{}: '{}' is not a number", what, text));
+    return v;
 }
 
 // --mem HEX or --mem-file FILE: input memory for r1/r2.
@@ -362,9 +375,19 @@ int run_object(const po::variables_map& vm, const vm::RunOptions& opts) {
     }
     harness::WorldOptions wo;
     wo.seed = vm["seed"].as<uint64_t>();
+    wo.ncpus = std::max(1u, vm["ncpus"].as<unsigned>());
+    for (const auto& kv : vm["kconfig"].as<std::vector<std::string>>()) {
+        const auto eq = kv.find('=');
+        if (eq == std::string::npos || eq == 0) throw Error(ErrorCode::Usage, fmt::format("--kconfig '{}': write NAME=VALUE", kv));
+        wo.kconfig[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
     auto world = harness::World::create(*obj, wo);
     if (!world) throw world.error();
     harness::World& w = **world;
+    if (auto mi = vm["map-init"].as<std::string>(); !mi.empty()) {
+        auto n = harness::load_map_init(w, mi);
+        if (!n) throw n.error();
+    }
     const bool packet_type = harness::ctx_kind(def->type) == harness::CtxKind::XdpMd || harness::ctx_kind(def->type) == harness::CtxKind::SkBuff;
     std::vector<uint8_t> packet, ctx;
     if (auto p = vm["packet"].as<std::string>(); !p.empty()) {
@@ -399,28 +422,100 @@ int run_object(const po::variables_map& vm, const vm::RunOptions& opts) {
     }
     if (packet_type && packet.empty())
         throw Error(ErrorCode::Usage, fmt::format("program '{}' ({}) needs --packet HEX|FILE|pcap:FILE", def->name, harness::to_string(def->type)));
+    if (!packet_type) {
+        harness::ContextSpec spec;
+        spec.raw = ctx;
+        for (const auto& a : vm["arg"].as<std::vector<std::string>>()) spec.args.push_back(parse_number(a, "--arg"));
+        for (const auto& f : vm["field"].as<std::vector<std::string>>()) {
+            const auto eq = f.find('=');
+            if (eq == std::string::npos || eq == 0) throw Error(ErrorCode::Usage, fmt::format("--field '{}': write NAME=VALUE", f));
+            spec.fields.emplace_back(f.substr(0, eq), parse_number(f.substr(eq + 1), "--field " + f.substr(0, eq)));
+        }
+        auto built = harness::build_context(def->type, def->attach, spec, w.options());
+        if (!built) throw built.error();
+        ctx = std::move(built.value());
+    } else if (!vm["arg"].as<std::vector<std::string>>().empty() || !vm["field"].as<std::vector<std::string>>().empty()) {
+        throw Error(ErrorCode::Usage, fmt::format("program '{}' takes a packet; --arg and --field are for tracing contexts", def->name));
+    }
     const uint64_t repeat = std::max<uint64_t>(1, vm["repeat"].as<uint64_t>());
     const Snapshot before = snapshot(w);
     harness::ProgramRun run;
+    // Records written to ring buffers and perf event arrays, in map order, each map's in order.
+    struct Record {
+        std::string map;
+        int cpu;   // perf: the CPU it was written on; ringbuf: -1
+        std::vector<uint8_t> data;
+    };
+    std::vector<Record> records;
+    auto collect = [&] {
+        for (std::size_t i = 0; i < obj->maps().size(); ++i) {
+            harness::Map* m = w.map_at(i);
+            if (auto* rb = dynamic_cast<harness::RingbufMap*>(m))
+                for (auto& r : rb->drain()) records.push_back({obj->maps()[i].name, -1, std::move(r)});
+            if (auto* pe = dynamic_cast<harness::PerfEventArrayMap*>(m)) {
+                for (const auto& r : pe->records()) records.push_back({obj->maps()[i].name, static_cast<int>(r.cpu), r.data});
+                pe->clear_records();
+            }
+        }
+    };
+    if (auto c = w.compiled(def->name); !c) throw c.error();   // compile outside the timing
     const auto t0 = std::chrono::steady_clock::now();
     for (uint64_t i = 0; i < repeat; ++i) {
         auto r = packet_type ? w.run_packet(def->name, packet, opts) : w.run_ctx(def->name, ctx, opts);
         if (!r) throw r.error();
         run = std::move(r.value());
+        records.clear();   // only the last run's records are shown
+        collect();
         if (run.result.trap) break;
     }
     const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / double(repeat);
     const Snapshot after = snapshot(w);
     const std::string meaning = harness::describe_return(def->type, run.result.r0);
+    // Per changed map: entries added or changed, and keys deleted.
+    struct MapChange {
+        std::string name;
+        std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>> set;
+        std::vector<std::vector<uint8_t>> deleted;
+    };
+    std::vector<MapChange> changes;
+    for (std::size_t i = 0; i < after.size(); ++i) {
+        if (after[i] == before[i]) continue;
+        MapChange c{obj->maps()[i].name, {}, {}};
+        for (const auto& [k, v] : after[i]) {
+            auto old = std::find_if(before[i].begin(), before[i].end(), [&](const auto& e) { return e.first == k; });
+            if (old == before[i].end() || old->second != v) c.set.emplace_back(k, v);
+        }
+        for (const auto& [k, v] : before[i])
+            if (std::none_of(after[i].begin(), after[i].end(), [&](const auto& e) { return e.first == k; })) c.deleted.push_back(k);
+        changes.push_back(std::move(c));
+    }
     if (vm.count("json")) {
-        std::string j = fmt::format("{{\"program\": \"{}\", \"type\": \"{}\", \"r0\": {}, \"meaning\": \"{}\", \"insns\": {}, \"ns_per_run\": {:.1f}",
-                                    json_escape(def->name), harness::to_string(def->type), run.result.r0, json_escape(meaning), run.result.insns, ns);
-        j += fmt::format(", \"trap\": {}", run.result.trap ? "\"" + json_escape(run.result.trap->message) + "\"" : std::string("null"));
-        if (packet_type) j += fmt::format(", \"packet\": \"{}\"", hex_bytes(run.packet, 1u << 30, ""));
-        j += ", \"trace\": [";
-        for (std::size_t i = 0; i < run.trace.size(); ++i) j += fmt::format("{}\"{}\"", i ? ", " : "", json_escape(run.trace[i].message));
-        j += "]}";
-        fmt::print("{}\n", j);
+        nlohmann::ordered_json j;
+        j["program"] = def->name;
+        j["type"] = std::string(harness::to_string(def->type));
+        j["r0"] = run.result.r0;
+        j["meaning"] = meaning;
+        j["insns"] = run.result.insns;
+        j["ns_per_run"] = std::round(ns * 10) / 10;
+        j["trap"] = run.result.trap ? nlohmann::ordered_json(run.result.trap->message) : nlohmann::ordered_json(nullptr);
+        if (packet_type) j["packet"] = hex_bytes(run.packet, 1u << 30, "");
+        if (run.redirected) j["redirect"] = run.redirect_ifindex;
+        j["trace"] = nlohmann::ordered_json::array();
+        for (const auto& t : run.trace) j["trace"].push_back(t.message);
+        j["records"] = nlohmann::ordered_json::array();
+        for (const auto& r : records) {
+            nlohmann::ordered_json e{{"map", r.map}, {"data", hex_bytes(r.data, 1u << 30, "")}};
+            if (r.cpu >= 0) e["cpu"] = r.cpu;
+            j["records"].push_back(std::move(e));
+        }
+        j["maps_changed"] = nlohmann::ordered_json::array();
+        for (const auto& c : changes) {
+            nlohmann::ordered_json e{{"map", c.name}, {"set", nlohmann::ordered_json::array()}, {"deleted", nlohmann::ordered_json::array()}};
+            for (const auto& [k, v] : c.set) e["set"].push_back({{"key", hex_bytes(k, 1u << 30, "")}, {"value", hex_bytes(v, 1u << 30, "")}});
+            for (const auto& k : c.deleted) e["deleted"].push_back(hex_bytes(k, 1u << 30, ""));
+            j["maps_changed"].push_back(std::move(e));
+        }
+        fmt::print("{}\n", j.dump());
     } else {
         if (run.result.trap) fmt::print("{}: trap: {}\n", def->name, run.result.trap->message);
         else fmt::print("{}: return {} ({})\n", def->name, static_cast<int64_t>(run.result.r0), meaning);
@@ -437,17 +532,14 @@ int run_object(const po::variables_map& vm, const vm::RunOptions& opts) {
                 fmt::print("{}\n", line);
             }
         }
-        for (std::size_t i = 0; i < after.size(); ++i) {
-            if (after[i] == before[i]) continue;
-            fmt::print("map {} changed:\n", obj->maps()[i].name);
-            for (const auto& [k, v] : after[i]) {
-                auto old = std::find_if(before[i].begin(), before[i].end(), [&](const auto& e) { return e.first == k; });
-                if (old != before[i].end() && old->second == v) continue;
-                fmt::print("  key: {}  value: {}\n", hex_bytes(k, 1u << 30, ""), hex_bytes(v, 1u << 30, ""));
-            }
-            for (const auto& [k, v] : before[i])
-                if (std::none_of(after[i].begin(), after[i].end(), [&](const auto& e) { return e.first == k; }))
-                    fmt::print("  key: {}  deleted\n", hex_bytes(k, 1u << 30, ""));
+        for (const auto& r : records) {
+            if (r.cpu >= 0) fmt::print("record in {} (cpu {}, {} bytes):\n{}\n", r.map, r.cpu, r.data.size(), hex_bytes(r.data));
+            else fmt::print("record in {} ({} bytes):\n{}\n", r.map, r.data.size(), hex_bytes(r.data));
+        }
+        for (const auto& c : changes) {
+            fmt::print("map {} changed:\n", c.name);
+            for (const auto& [k, v] : c.set) fmt::print("  key: {}  value: {}\n", hex_bytes(k, 1u << 30, ""), hex_bytes(v, 1u << 30, ""));
+            for (const auto& k : c.deleted) fmt::print("  key: {}  deleted\n", hex_bytes(k, 1u << 30, ""));
         }
     }
     return run.result.trap ? 2 : 0;
@@ -463,6 +555,13 @@ int cmd_run(const std::vector<std::string>& args) {
         ("seed", po::value<uint64_t>()->default_value(0), "seed of bpf_get_prandom_u32")
         ("mem", po::value<std::string>()->default_value(""), "raw programs: input memory as hex (r1 = pointer, r2 = length)")
         ("mem-file", po::value<std::string>()->default_value(""), "raw programs: input memory from a file")
+        ("arg", po::value<std::vector<std::string>>()->default_value({}, "")->composing(),
+         "tracing programs: the next argument (kprobe: di, si, dx, cx, r8, r9; fentry/raw_tp: args[]; sys_enter_*: args)")
+        ("field", po::value<std::vector<std::string>>()->default_value({}, "")->composing(),
+         "tracing programs: NAME=VALUE of a context field (a register, common_pid, ret, OFFSET:SIZE)")
+        ("map-init", po::value<std::string>()->default_value(""), "fill maps first from a JSON file ({\"MAP\": [{\"key\": .., \"value\": ..}]})")
+        ("kconfig", po::value<std::vector<std::string>>()->default_value({}, "")->composing(), "CONFIG_NAME=VALUE for __kconfig externs")
+        ("ncpus", po::value<unsigned>()->default_value(1), "CPUs of per-CPU maps")
         ("repeat", po::value<uint64_t>()->default_value(1), "run N times and report the time per run")
         ("json", "print the result as JSON");
     add_run_options(d);
@@ -535,7 +634,8 @@ int cmd_map(const std::vector<std::string>& args) {
     std::vector<std::string> rest(args.begin() + 1, args.end());
     po::options_description d("options");
     d.add_options()("input", po::value<std::string>(), "ELF object")
-        ("map,m", po::value<std::string>()->default_value(""), "dump only this map");
+        ("map,m", po::value<std::string>()->default_value(""), "dump only this map")
+        ("json,j", "dump: JSON, {\"MAP\": [{\"key\": [...], \"value\": [...]}]} as bpftool prints entries");
     po::positional_options_description pos;
     pos.add("input", 1);
     auto vm = parse("map " + sub, "OBJ", d, pos, rest);
@@ -553,6 +653,20 @@ int cmd_map(const std::vector<std::string>& args) {
     if (!world) throw world.error();
     const std::string only = (*vm)["map"].as<std::string>();
     bool found = only.empty();
+    if (vm->count("json")) {   // {"MAP": [bpftool's entries]}: what run --map-init reads
+        std::string out = "{";
+        for (std::size_t i = 0; i < obj->maps().size(); ++i) {
+            const auto& def = obj->maps()[i];
+            harness::Map* m = (*world)->map_at(i);
+            if ((!only.empty() && def.name != only) || !m) continue;
+            found = true;
+            out += fmt::format("{}\"{}\": {}", out.size() > 1 ? ", " : "", json_escape(def.name),
+                               harness::map_dump_json(def, harness::dump_map(*m, (*world)->options().ncpus), (*world)->options().ncpus));
+        }
+        if (!found) throw Error(ErrorCode::NotFound, fmt::format("no map '{}'", only));
+        fmt::print("{}}}\n", out);
+        return 0;
+    }
     for (std::size_t i = 0; i < obj->maps().size(); ++i) {
         const auto& def = obj->maps()[i];
         if (!only.empty() && def.name != only) continue;

@@ -238,6 +238,18 @@ struct LinkedProgram {
     std::vector<std::pair<std::size_t, uint32_t>> func_info;      // pc -> BTF FUNC id, from .BTF.ext
 };
 
+// An `extern ... __kconfig` variable: a slot in the object's `.kconfig` map that the world
+// fills from its kernel configuration (WorldOptions::kconfig), as libbpf does at load time.
+struct KconfigVar {
+    enum class Kind : uint8_t { Bool, Tristate, Char, Int, CharArray };
+    std::string name;        // CONFIG_HZ, LINUX_KERNEL_VERSION, ...
+    uint32_t offset = 0;     // in the .kconfig map's value
+    uint32_t size = 0;
+    Kind kind = Kind::Int;
+    bool is_signed = false;  // Int
+    bool weak = false;       // __weak: a missing value is 0 instead of an error
+};
+
 // A BPF ELF object as libbpf sees it: programs, subprograms, maps (BTF-defined, legacy,
 // global data), BTF and its line info. Errors name the file and section.
 class Object {
@@ -248,6 +260,7 @@ public:
     const std::string& path() const { return elf_.path(); }
     const std::vector<ProgramDef>& programs() const { return programs_; }
     const std::vector<MapDef>& maps() const { return maps_; }
+    const std::vector<KconfigVar>& kconfig() const { return kconfig_; }   // layout of the `.kconfig` map
     const std::string& license() const { return license_; }
     uint32_t kern_version() const { return kern_version_; }
     const ElfFile& elf() const { return elf_; }
@@ -272,6 +285,7 @@ private:
     ElfFile elf_;
     std::vector<ProgramDef> programs_;
     std::vector<MapDef> maps_;
+    std::vector<KconfigVar> kconfig_;
     std::string license_;
     uint32_t kern_version_ = 0;
     std::unique_ptr<Impl> impl_;
@@ -290,6 +304,12 @@ struct WorldOptions {
     uint32_t pid = 1000, tgid = 1000, uid = 0, gid = 0;
     std::string comm = "bpfsim";
     uint32_t ifindex = 1;          // the interface packets arrive on
+    // Kernel configuration for `__kconfig` externs, as in /proc/config.gz: "y", "m", "n",
+    // numbers ("100", "0x10") and quoted strings. LINUX_KERNEL_VERSION comes from
+    // kernel_version unless given here; without a value for a strong extern, programs that
+    // read .kconfig fail to bind, naming it.
+    std::map<std::string, std::string> kconfig;
+    uint32_t kernel_version = (6u << 16) | (18u << 8);   // KERNEL_VERSION(6, 18, 0)
     uint32_t rx_queue = 0;
 };
 
@@ -370,6 +390,39 @@ private:
 // Every entry of a map as userspace sees it (percpu values: all CPUs concatenated),
 // in get_next_key order. Maps without keys (ringbuf, queue, ...) dump as empty.
 std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>> dump_map(Map& m, unsigned ncpus);
+
+// What a tracing program is given, before it is laid out for its type.
+struct ContextSpec {
+    std::vector<uint8_t> raw;                                  // the context's first bytes (may extend it)
+    std::vector<uint64_t> args;                                // arguments, in order
+    std::vector<std::pair<std::string, uint64_t>> fields;      // "di", "common_pid", "arg2", "OFFSET:SIZE"
+};
+
+// The context bytes the kernel hands a program of this type attached at `attach`:
+//   kprobe/uprobe: struct pt_regs (args go to di, si, dx, cx, r8, r9; fields by register name,
+//     parm1..parm6, ret);
+//   perf_event: struct bpf_perf_event_data (pt_regs, sample_period, addr);
+//   raw_tp, tp_btf, fentry/fexit, lsm: u64 args[] (12 slots unless args are given);
+//   tracepoint: the record, header (common_pid = the world's pid) included; syscalls/sys_enter_*,
+//     sys_exit_* and raw_syscalls/* get their fields (__syscall_nr from the name, arg0..5, ret);
+//     others take raw bytes (their layout from BTF comes with CO-RE support).
+// Unknown fields and too many arguments are Usage errors that list what exists.
+Result<std::vector<uint8_t>> build_context(ProgType type, std::string_view attach, const ContextSpec& spec, const WorldOptions& w);
+
+// The value of an object's `.kconfig` map for a kernel configuration (see WorldOptions::kconfig).
+Result<std::vector<uint8_t>> kconfig_image(const Object& obj, const std::map<std::string, std::string>& config,
+                                           uint32_t kernel_version);
+
+// Map entries (from dump_map) as JSON in bpftool's `map dump -j` shape: byte arrays of
+// "0x.." strings, per-CPU maps as "values": [{"cpu": N, "value": [...]}].
+std::string map_dump_json(const MapDef& def, const std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>>& entries,
+                          unsigned ncpus);
+// Fills a world's maps from a JSON file: {"MAP": [{"key": K, "value": V}, ...], ...}, where
+// keys and values are byte arrays as bpftool prints them, hex strings, or numbers (written
+// little-endian at the map's size); per-CPU maps also take "values" as above; queues, stacks
+// and bloom filters take values only. Returns the entries written; errors name the file,
+// map and entry.
+Result<std::size_t> load_map_init(World& w, const std::filesystem::path& file);
 
 // What a return value means for a program type: "XDP_PASS", "TC_ACT_SHOT", "keep 64 bytes".
 std::string describe_return(ProgType t, uint64_t r0);

@@ -184,6 +184,7 @@ struct Object::Impl {
     std::map<std::pair<std::size_t, uint64_t>, std::size_t> map_by_symbol;   // (section, value) -> map
     std::map<std::size_t, std::size_t> map_by_data_section;   // section -> global data map
     std::map<std::string, std::size_t> map_by_name;
+    std::optional<std::size_t> kconfig_map;                   // index of the .kconfig map
     std::optional<btf::Btf> btf;
     std::optional<btf::Ext> ext;
 };
@@ -402,6 +403,83 @@ Result<Object> Object::from_elf(ElfFile elf_in) {
             im.map_by_data_section[s.index] = o.maps_.size();
             o.maps_.push_back(std::move(m));
         }
+        // `extern ... __kconfig` variables: one frozen single-entry array map, laid out as libbpf
+        // does (by alignment, largest first, then by name); the world writes the values.
+        if (im.btf) {
+            if (auto sec = im.btf->find(".kconfig", btf::Kind::Datasec)) {
+                const btf::Btf& b = *im.btf;
+                const btf::Type ds = b.type(*sec);
+                struct Pending { KconfigVar v; uint32_t align; };
+                std::vector<Pending> vars;
+                for (uint32_t i = 0; i < ds.vlen(); ++i) {
+                    const btf::Type var = b.type(ds.var(i).type);
+                    if (var.kind() != btf::Kind::Var) fail(file, ".kconfig", fmt::format("entry {} of the .kconfig DATASEC is not a variable", i));
+                    KconfigVar v;
+                    v.name = std::string(var.name());
+                    v.weak = std::any_of(elf.symbols().begin(), elf.symbols().end(),
+                                         [&](const ElfSymbol& sym) { return sym.name == v.name && sym.bind == STB_WEAK; });
+                    const uint32_t tid = b.resolve(var.type());
+                    const btf::Type t = b.type(tid);
+                    auto bad = [&](const char* why) {
+                        fail(file, ".kconfig", fmt::format("extern '{}' has type '{}', {}", v.name, b.type_name(var.type()), why));
+                    };
+                    uint32_t align = 1;
+                    if (t.kind() == btf::Kind::Int) {
+                        const uint32_t enc = t.int_encoding();
+                        v.size = t.size();
+                        if (enc & 4) {   // BTF_INT_BOOL
+                            if (v.size != 1) bad("a bool that is not one byte");
+                            v.kind = KconfigVar::Kind::Bool;
+                        } else if (v.size == 1) {
+                            v.kind = KconfigVar::Kind::Char;
+                        } else {
+                            if (v.size > 8 || (v.size & (v.size - 1))) bad("an integer of a size libbpf does not accept");
+                            v.kind = KconfigVar::Kind::Int;
+                            v.is_signed = enc & 1;
+                        }
+                        align = v.size;
+                    } else if (t.kind() == btf::Kind::Enum && t.name() == "libbpf_tristate") {
+                        v.kind = KconfigVar::Kind::Tristate;
+                        v.size = 4;
+                        align = 4;
+                    } else if (t.kind() == btf::Kind::Array) {
+                        const btf::Type elem = b.type(b.resolve(t.array().type));
+                        if (elem.kind() != btf::Kind::Int || elem.size() != 1) bad("an array of something other than char");
+                        v.kind = KconfigVar::Kind::CharArray;
+                        v.size = t.array().nelems;
+                    } else {
+                        bad("which is not a bool, char, integer, tristate or char array");
+                    }
+                    if (v.size == 0) bad("of size 0");
+                    vars.push_back({std::move(v), align});
+                }
+                std::stable_sort(vars.begin(), vars.end(), [](const Pending& a, const Pending& c) {
+                    return a.align != c.align ? a.align > c.align : a.v.name < c.v.name;
+                });
+                uint32_t off = 0;
+                for (auto& pv : vars) {
+                    off = (off + pv.align - 1) / pv.align * pv.align;
+                    pv.v.offset = off;
+                    off += pv.v.size;
+                    o.kconfig_.push_back(std::move(pv.v));
+                }
+                if (!o.kconfig_.empty()) {
+                    MapDef m;
+                    m.name = ".kconfig";
+                    m.type = MapType::Array;
+                    m.key_size = 4;
+                    m.value_size = (off + 7) / 8 * 8;
+                    m.max_entries = 1;
+                    m.section = ".kconfig";
+                    m.origin = MapDef::Origin::Kconfig;
+                    m.frozen = true;
+                    m.init.assign(m.value_size, 0);
+                    im.kconfig_map = o.maps_.size();
+                    o.maps_.push_back(std::move(m));
+                }
+            }
+        }
+
         for (std::size_t i = 0; i < o.maps_.size(); ++i) im.map_by_name[o.maps_[i].name] = i;
         return o;
     });
@@ -554,7 +632,21 @@ Result<LinkedProgram> Object::link(std::string_view name) const {
             if (pc + 1 >= insns.size()) where("lddw is missing its second half");
             if (rel->type != kRel64_64) where(fmt::format("lddw with relocation type {}", rel->type));
             vm::Insn& hi = insns[pc + 1];
-            if (sym.section == SHN_UNDEF) {   // extern variable: .kconfig or a kernel symbol
+            if (sym.section == SHN_UNDEF && im.kconfig_map) {
+                auto kv = std::find_if(kconfig_.begin(), kconfig_.end(), [&](const KconfigVar& v) { return v.name == sym.name; });
+                if (kv != kconfig_.end()) {
+                    const int64_t off = static_cast<int64_t>(kv->offset) + in.imm;   // in.imm: the addend
+                    if (off < 0 || off >= static_cast<int64_t>(maps_[*im.kconfig_map].value_size))
+                        where(fmt::format("reference to '{}'+{} is outside the .kconfig map", sym.name, in.imm));
+                    in.src = 6;   // a value in the .kconfig map
+                    in.imm = static_cast<int32_t>(*im.kconfig_map);
+                    hi.imm = static_cast<int32_t>(off);
+                    map_used[*im.kconfig_map] = true;
+                    ++pc;
+                    continue;
+                }
+            }
+            if (sym.section == SHN_UNDEF) {   // extern variable: a kernel symbol (ksym)
                 in.src = 3;   // BTF id of a kernel symbol, resolved by the world or refused at run time
                 out.externs.emplace_back(pc, sym.name);
                 ++pc;

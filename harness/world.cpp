@@ -65,7 +65,17 @@ Result<std::unique_ptr<World>> World::create(const Object& obj, WorldOptions opt
             const MapDef& def = obj.maps()[i];
             Map* m = w->maps_[i].get();
             if (!m) continue;
-            if (!def.init.empty()) {
+            if (def.origin == MapDef::Origin::Kconfig) {
+                auto image = kconfig_image(obj, opts.kconfig, opts.kernel_version);
+                if (!image) {   // only the programs that read .kconfig fail, when bound
+                    w->map_errors_[i] = image.error().describe();
+                    w->maps_[i].reset();
+                    continue;
+                }
+                const uint32_t zero = 0;
+                if (int64_t rc = m->user_update(&zero, image->data(), 0); rc < 0)
+                    throw Error(ErrorCode::Internal, fmt::format("cannot initialise '{}': error {}", def.name, rc));
+            } else if (!def.init.empty()) {
                 const uint32_t zero = 0;
                 std::vector<uint8_t> value = def.init;
                 value.resize(def.value_size);
@@ -325,7 +335,11 @@ Result<ProgramRun> World::run_ctx(std::string_view prog, std::vector<uint8_t> ct
         uint8_t* ctx = low_->data() + kCtxOffset;
         std::memset(ctx, 0, kCtxMax);
         std::memcpy(ctx, ctx_bytes.data(), ctx_bytes.size());
-        mem.add(ctx, ctx_bytes.size(), vm::kReadWrite, vm::RegionKind::Ctx, "ctx");
+        // Tracing contexts are read-only to programs (the verifier refuses writes to them).
+        const ProgramDef* def = obj_->find_program(prog);
+        const CtxKind kind = def ? ctx_kind(def->type) : CtxKind::None;
+        const bool read_only = kind == CtxKind::PtRegs || kind == CtxKind::TracepointRecord || kind == CtxKind::U64Args || kind == CtxKind::PerfEventData;
+        mem.add(ctx, ctx_bytes.size(), read_only ? vm::kRead : vm::kReadWrite, vm::RegionKind::Ctx, "ctx");
         const std::size_t trace_before = trace.size();
         tail_calls = 0;
         ProgramRun out;

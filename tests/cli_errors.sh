@@ -39,6 +39,26 @@ head -c 200 "$obj" > "$tmp/trunc.o"
 expect truncated-elf 1 "trunc.o: " -- "$bpfsim" prog list "$tmp/trunc.o"
 expect missing-prog 1 "no program 'nope'; the object has: xorshift" -- "$bpfsim" run "$obj" --prog nope
 
+# Tracing contexts, kconfig, map-init and JSON output of run.
+tr=$(dirname "$bpfsim")/corpus/trace_contexts.o
+expect kprobe-args 0 '"r0":0,.*9c ff ff ff ff ff ff ff 00 10 00 00' -- "$bpfsim" run "$tr" -p on_unlinkat --arg -100 --arg 0x1000 --json
+expect tp-exit 0 "on_openat_exit: return 1" -- "$bpfsim" run "$tr" -p on_openat_exit --field ret=-13
+expect tp-bad-field 2 "has no field 'nosuch'; it has common_type" -- "$bpfsim" run "$tr" -p on_openat --field nosuch=1
+expect bad-number 2 "--arg: 'zz' is not a number" -- "$bpfsim" run "$tr" -p on_switch --arg zz
+expect too-many-args 2 "at most 6 arguments" -- "$bpfsim" run "$tr" -p on_unlinkat --arg 1 --arg 2 --arg 3 --arg 4 --arg 5 --arg 6 --arg 7
+expect write-ctx 2 "trap: .*write of 8 bytes" -- "$bpfsim" run "$tr" -p write_regs
+expect kconfig-missing 1 "extern \(kcfg\) 'CONFIG_HZ': no value" -- "$bpfsim" run "$tr" -p read_kconfig
+expect kconfig-set 0 "fa 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 02" -- "$bpfsim" run "$tr" -p read_kconfig \
+  --kconfig CONFIG_HZ=250 --kconfig CONFIG_BPF_JIT=y --kconfig CONFIG_TUN=m --kconfig 'CONFIG_DEFAULT_HOSTNAME="x"'
+xc=$(dirname "$bpfsim")/corpus/xdp_counter.o
+"$bpfsim" map dump "$xc" --json > "$tmp/maps.json"
+expect map-dump-json 0 '^\{".*": \[' -- cat "$tmp/maps.json"
+expect map-init-roundtrip 0 "XDP_" -- "$bpfsim" run "$xc" --packet "$(printf '%028d' 0)0800" --map-init "$tmp/maps.json"
+printf '{"nosuch": []}' > "$tmp/bad-init.json"
+expect map-init-unknown 1 "bad-init.json: no map 'nosuch'" -- "$bpfsim" run "$xc" --packet 00 --map-init "$tmp/bad-init.json"
+printf '{"x": [' > "$tmp/broken.json"
+expect map-init-json 1 "broken.json: not valid JSON" -- "$bpfsim" run "$xc" --packet 00 --map-init "$tmp/broken.json"
+
 # Every sample object, valid or fuzz-found: a listing or a clean error, never a signal.
 corpus=$shared/corpus/ebpf-samples
 if [ -d "$corpus" ]; then
