@@ -90,6 +90,7 @@ public:
     uint32_t vlen() const { return raw_[1] & 0xffff; }
     bool kflag() const { return raw_[1] >> 31; }
     bool is_void() const { return id_ == 0; }
+    uint32_t name_off() const { return raw_[0]; }   // 0 for an anonymous type
     std::string_view name() const;
 
     // INT, STRUCT, UNION, ENUM, ENUM64, DATASEC, FLOAT: the size in bytes.
@@ -224,6 +225,9 @@ struct ExtSection {
 
 struct Ext {
     std::vector<ExtSection> sections;
+    // The sections of the core_relo block in its order (libbpf relocates in this order,
+    // which matters when candidates are narrowed from one relocation to the next).
+    std::vector<std::string> core_relo_order;
     const ExtSection* find(std::string_view section) const;
 };
 

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace bpfsim::btf {
@@ -128,6 +129,8 @@ private:
                 fail(at, fmt::format("{} for section '{}' claims {} records of {} bytes, {} bytes remain in the block", what, name, n, rec,
                                      end - at - 8));
             ExtSection& s = section(name);
+            if (std::string_view(what) == "core_relo" && std::find(ext_.core_relo_order.begin(), ext_.core_relo_order.end(), name) == ext_.core_relo_order.end())
+                ext_.core_relo_order.emplace_back(name);
             at += 8;
             for (uint32_t i = 0; i < n; ++i, at += rec) {
                 where_ = fmt::format("{} for section '{}', record {}: ", what, name, i);

@@ -21,6 +21,8 @@
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
 using namespace bpfsim;
+namespace bpfsim { int cmd_btf(const std::vector<std::string>& args); }   // cli/cmd_btf.cpp
+namespace bpfsim { int cmd_test(const std::vector<std::string>& args); }  // cli/cmd_test.cpp
 
 namespace {
 
@@ -376,6 +378,11 @@ int run_object(const po::variables_map& vm, const vm::RunOptions& opts) {
     harness::WorldOptions wo;
     wo.seed = vm["seed"].as<uint64_t>();
     wo.ncpus = std::max(1u, vm["ncpus"].as<unsigned>());
+    if (auto b = vm["btf"].as<std::string>(); !b.empty()) {
+        auto k = harness::load_kernel_btf(b);
+        if (!k) throw k.error();
+        wo.kernel_btf = *k;
+    }
     for (const auto& kv : vm["kconfig"].as<std::vector<std::string>>()) {
         const auto eq = kv.find('=');
         if (eq == std::string::npos || eq == 0) throw Error(ErrorCode::Usage, fmt::format("--kconfig '{}': write NAME=VALUE", kv));
@@ -384,6 +391,15 @@ int run_object(const po::variables_map& vm, const vm::RunOptions& opts) {
     auto world = harness::World::create(*obj, wo);
     if (!world) throw world.error();
     harness::World& w = **world;
+    if (auto t = vm["task"].as<std::string>(); !t.empty()) {   // PID:COMM becomes the current task
+        const auto colon = t.find(':');
+        harness::TaskSpec ts;
+        ts.pid = static_cast<uint32_t>(parse_number(t.substr(0, colon), "--task"));
+        if (colon != std::string::npos) ts.comm = t.substr(colon + 1);
+        auto task = w.add_task(ts);
+        if (!task) throw task.error();
+        w.current_task = *task;
+    }
     if (auto mi = vm["map-init"].as<std::string>(); !mi.empty()) {
         auto n = harness::load_map_init(w, mi);
         if (!n) throw n.error();
@@ -562,6 +578,8 @@ int cmd_run(const std::vector<std::string>& args) {
         ("map-init", po::value<std::string>()->default_value(""), "fill maps first from a JSON file ({\"MAP\": [{\"key\": .., \"value\": ..}]})")
         ("kconfig", po::value<std::vector<std::string>>()->default_value({}, "")->composing(), "CONFIG_NAME=VALUE for __kconfig externs")
         ("ncpus", po::value<unsigned>()->default_value(1), "CPUs of per-CPU maps")
+        ("task", po::value<std::string>()->default_value(""), "PID:COMM: a task in kernel memory (needs --btf) that becomes current")
+        ("btf", po::value<std::string>()->default_value(""), "the kernel's BTF (raw, or an ELF's .BTF): CO-RE target and kernel object layout")
         ("repeat", po::value<uint64_t>()->default_value(1), "run N times and report the time per run")
         ("json", "print the result as JSON");
     add_run_options(d);
@@ -695,6 +713,8 @@ const std::map<std::string, Verb>& verbs() {
         {"run", {"run a program in the interpreter", cmd_run}},
         {"prog", {"prog list OBJ: list an object's programs", cmd_prog}},
         {"map", {"map list|dump OBJ: an object's maps and their initial contents", cmd_map}},
+        {"test", {"run scenarios (YAML): one line per step, then 'N passed, M failed'", cmd_test}},
+        {"btf", {"btf dump FILE: BTF as bpftool prints it (raw, --json, --format c)", cmd_btf}},
     };
     return v;
 }

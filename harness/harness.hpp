@@ -4,6 +4,7 @@
 #pragma once
 
 #include "btf/btf.hpp"
+#include "btf/core.hpp"
 #include "common/error.hpp"
 #include "vm/vm.hpp"
 
@@ -236,6 +237,10 @@ struct LinkedProgram {
     std::vector<std::pair<std::size_t, std::string>> functions;   // pc -> function name, entry first
     std::vector<std::pair<std::size_t, std::string>> externs;     // pc -> unresolved extern (kfunc, ksym)
     std::vector<std::pair<std::size_t, uint32_t>> func_info;      // pc -> BTF FUNC id, from .BTF.ext
+    std::size_t core_relos = 0;                                   // CO-RE relocations applied
+    // Instructions poisoned by a failed CO-RE relocation (`call 0xbad2310`, as libbpf does),
+    // with what failed: running one stops the program with this message.
+    std::vector<std::pair<std::size_t, std::string>> core_poisoned;
 };
 
 // An `extern ... __kconfig` variable: a slot in the object's `.kconfig` map that the world
@@ -273,7 +278,11 @@ public:
 
     // By function name, then by section name.
     const ProgramDef* find_program(std::string_view name) const;
-    Result<LinkedProgram> link(std::string_view name) const;
+    // Links a program. Its CO-RE relocations are resolved against `core` (the kernel's BTF),
+    // as libbpf does at load; a program that has some and no target is an error.
+    Result<LinkedProgram> link(std::string_view name, const btf::CoreTargets* core = nullptr) const;
+    // How many CO-RE relocations the object's .BTF.ext holds.
+    std::size_t core_relo_count() const;
 
     struct Impl;
     Object(Object&&) noexcept;
@@ -310,7 +319,86 @@ struct WorldOptions {
     // read .kconfig fail to bind, naming it.
     std::map<std::string, std::string> kconfig;
     uint32_t kernel_version = (6u << 16) | (18u << 8);   // KERNEL_VERSION(6, 18, 0)
+    // The kernel's BTF (recorded): the layout of simulated kernel objects, and the target of
+    // CO-RE relocations. Without it programs see no kernel memory.
+    std::shared_ptr<const btf::Btf> kernel_btf;
     uint32_t rx_queue = 0;
+};
+
+// Simulated kernel memory, with a second space for the current process's user memory:
+// objects laid out from a kernel's BTF (task_struct, mm_struct, file, sock, ...), fields set
+// by path, strings. Programs read it (bpf_probe_read_kernel, BPF_CORE_READ, BTF pointers);
+// bpf_probe_read_user reads the user space only. Addresses stay valid while it lives.
+class KernelMemory {
+public:
+    enum class Space : uint8_t { Kernel = 0, User = 1 };
+    explicit KernelMemory(std::shared_ptr<const btf::Btf> btf, std::size_t capacity = 64u << 20);
+    ~KernelMemory();
+    KernelMemory(const KernelMemory&) = delete;
+    KernelMemory& operator=(const KernelMemory&) = delete;
+
+    const btf::Btf& btf() const { return *btf_; }
+    // A struct/union (or typedef, int) of the BTF by name: "task_struct", "struct file".
+    // Throws Error{Usage} naming the BTF when there is none.
+    uint32_t type_id(std::string_view name) const;
+    // A zeroed object (or array of count objects) of a BTF type; its address.
+    uint64_t create(uint32_t type, std::size_t count = 1);
+    uint64_t create(std::string_view type_name) { return create(type_id(type_name)); }
+    // A NUL-terminated copy / raw bytes in kernel or user memory; the address.
+    uint64_t string(std::string_view s, Space where = Space::Kernel);
+    uint64_t bytes(std::span<const uint8_t> b, Space where = Space::Kernel);
+
+    // Where a path leads from an object of `type` at addr: "pid", "comm", "mm.arg_start",
+    // "cred->uid.val", "sig_ptr[0]". Pointers on the way are followed; when NULL they are
+    // filled with a new zeroed object of the pointee type if create_missing, else an error.
+    struct Field {
+        uint64_t addr;
+        uint32_t type;            // the field's BTF type
+        uint32_t bit_offset = 0;  // bitfields: bits from addr, and width
+        uint32_t bit_size = 0;
+    };
+    Field field(uint64_t addr, uint32_t type, std::string_view path, bool create_missing);
+    // Writes a number, enum or pointer (bitfields included); errors name the path.
+    void set(uint64_t addr, uint32_t type, std::string_view path, uint64_t value);
+    // char arrays get a truncated, NUL-terminated copy; char pointers a new string in `where`.
+    void set_string(uint64_t addr, uint32_t type, std::string_view path, std::string_view s, Space where = Space::Kernel);
+    uint64_t get(uint64_t addr, uint32_t type, std::string_view path) const;
+    std::string get_string(uint64_t addr, uint32_t type, std::string_view path) const;
+
+    // Whether [addr, addr+n) is allocated memory (of one space, when given).
+    bool contains(uint64_t addr, std::size_t n, std::optional<Space> where = std::nullopt) const;
+    // The allocated parts, read-only to programs: one region per space in use.
+    std::vector<vm::Region> regions() const;
+
+private:
+    uint64_t allocate(std::size_t size, std::size_t align, Space where);
+    struct Arena {
+        uint8_t* base = nullptr;
+        std::size_t used = 0;
+    };
+    std::shared_ptr<const btf::Btf> btf_;
+    std::size_t cap_;
+    Arena space_[2];
+    struct Object {
+        uint64_t addr;
+        uint32_t type;
+    };
+    std::vector<Object> objects_;
+};
+
+// A kernel BTF for WorldOptions::kernel_btf: a raw BTF file (a copy of /sys/kernel/btf/vmlinux,
+// or one `bpfsim btf record` wrote) or an ELF file's .BTF section.
+Result<std::shared_ptr<const btf::Btf>> load_kernel_btf(const std::filesystem::path& path);
+
+// A process for World::add_task: a task_struct with its cred, laid out from the kernel BTF.
+struct TaskSpec {
+    uint32_t pid = 1000;
+    uint32_t tgid = 0;            // 0: the same as pid
+    std::string comm = "bpfsim";
+    uint64_t parent = 0;          // the parent's task_struct, 0 for none
+    uint32_t uid = 0, gid = 0;
+    std::vector<std::pair<std::string, uint64_t>> fields;       // more fields by path
+    std::vector<std::pair<std::string, std::string>> strings;   // string fields by path
 };
 
 // What one run of a program produced.
@@ -320,6 +408,46 @@ struct ProgramRun {
     std::vector<TraceEvent> trace;         // bpf_trace_printk lines of this run
     uint64_t redirect_ifindex = 0;         // bpf_redirect / redirect_map target, if any
     bool redirected = false;
+};
+
+// ──────────────────────────── the simulated network ────────────────────────
+// What bpf_fib_lookup, bpf_clone_redirect and the like find: devices by ifindex, a FIB of
+// routes and a neighbour table, as `ip link`, `ip route` and `ip neigh` show them. Addresses
+// are in network byte order; IPv4 ones use the first 4 bytes.
+
+// A network device of the simulated host.
+struct NetDevice {
+    uint32_t ifindex = 0;
+    std::array<uint8_t, 6> mac{};   // bpf_fib_lookup's smac for packets leaving by it
+    uint32_t mtu = 1500;
+    bool forwarding = false;        // net.ipv{4,6}.conf.DEV.forwarding: fib lookups from it route
+};
+
+// One route (`ip route add [table T] TYPE PREFIX [via GW] dev DEV [metric M] [mtu N] [src S]`).
+// A lookup takes the longest matching prefix, then the lowest metric; lookups without
+// BPF_FIB_LOOKUP_DIRECT search tables 255 (local), 254 (main) and 253 (default) in turn,
+// as the default policy rules do.
+struct Route {
+    enum class Type : uint8_t { Unicast, Local, Blackhole, Unreachable, Prohibit };
+    int family = 2;                     // AF_INET, or AF_INET6 (10)
+    std::array<uint8_t, 16> dst{};      // the prefix
+    uint8_t prefix_len = 0;             // 0: a default route
+    Type type = Type::Unicast;
+    std::array<uint8_t, 16> gateway{};  // the next hop; all zero: on-link (the destination itself)
+    uint32_t ifindex = 0;               // the device it leaves by (a NetDevice)
+    uint32_t metric = 0;                // bpf_fib_lookup's rt_metric
+    uint32_t table = 254;               // RT_TABLE_MAIN
+    uint32_t mtu = 0;                   // the route's MTU; 0: the device's
+    std::array<uint8_t, 16> prefsrc{};  // BPF_FIB_LOOKUP_SRC's answer; all zero: none
+};
+
+// A reachable neighbour (`ip neigh add ADDR lladdr MAC dev DEV`): the MAC address
+// bpf_fib_lookup returns as dmac for a next hop.
+struct Neighbour {
+    int family = 2;
+    std::array<uint8_t, 16> addr{};
+    uint32_t ifindex = 0;
+    std::array<uint8_t, 6> mac{};
 };
 
 // The simulated kernel a program runs in: the object's maps, helper stubs, a virtual
@@ -345,12 +473,43 @@ public:
     Result<ProgramRun> run_packet(std::string_view prog, const std::vector<uint8_t>& packet, const vm::RunOptions& ro = {});
     Result<ProgramRun> run_ctx(std::string_view prog, std::vector<uint8_t> ctx, const vm::RunOptions& ro = {});
 
+    // Simulated kernel memory (needs WorldOptions::kernel_btf; throws Error{Usage} without).
+    KernelMemory& kernel();
+    bool has_kernel() const { return kmem_ != nullptr; }
+    // Creates a task (task_struct, cred) in kernel memory; its address.
+    Result<uint64_t> add_task(const TaskSpec& t);
+    // The running task: bpf_get_current_task[_btf] return it, and get_current_pid_tgid,
+    // _comm and _uid_gid read it. 0: the WorldOptions pid/tgid/comm/uid/gid are used.
+    uint64_t current_task = 0;
+
     // State the helpers read and write.
     uint64_t now_ns() const { return clock_ns_; }
     void advance(uint64_t ns) { clock_ns_ += ns; }
     uint32_t prandom();
     std::vector<TraceEvent> trace;          // every trace line so far
-    std::vector<uint8_t> tunnel_key;        // bpf_skb_set_tunnel_key's last key (per run)
+    // The tunnel metadata of this run's packet: what bpf_skb_set_tunnel_key attached (the
+    // kernel's metadata dst) and bpf_skb_set_tunnel_opt added; bpf_skb_get_tunnel_key/_opt
+    // read it back. A test-run packet arrives without any, so every run starts with none.
+    struct TunnelInfo {
+        bool set = false;                       // a key is attached
+        bool ipv6 = false;                      // BPF_F_TUNINFO_IPV6
+        uint64_t id = 0;
+        uint8_t tos = 0, ttl = 0;
+        std::array<uint32_t, 4> remote{}, local{};   // as struct bpf_tunnel_key gave them
+        uint32_t label = 0;                     // IPv6 flow label (20 bits)
+        uint16_t flags = 0;                     // TUNNEL_* bits, as tunnel_flags shows them (host order)
+        std::vector<uint8_t> options;           // bpf_skb_set_tunnel_opt's bytes
+    } tunnel;
+    // The simulated network (see NetDevice), set up between runs. A new world has one device,
+    // the loopback device BPF_PROG_TEST_RUN gives packets (WorldOptions::ifindex, MTU 65536,
+    // no MAC, not forwarding), and no routes or neighbours: bpf_fib_lookup then answers as
+    // the kernel's test runs do on a host that does not forward.
+    std::vector<NetDevice> devices;
+    std::vector<Route> routes;
+    std::vector<Neighbour> neighbours;
+    const NetDevice* device(uint32_t ifindex) const;
+    // The call chains bpf_get_stackid sees, innermost frame first; empty (the default): -EFAULT.
+    std::vector<uint64_t> kernel_stack, user_stack;
     std::string read_string(uint64_t addr, std::size_t max = 4096);
     bool read_bytes(uint64_t addr, void* out, std::size_t n);
 
@@ -364,6 +523,9 @@ public:
         uint64_t redirect = 0;
         bool redirected = false;
         uint64_t region = 0;         // start of the packet's memory region, 0 when none
+        uint32_t mac_len = 0;        // skb: MAC header length (skb_mac_header_len)
+        uint32_t network = 0;        // skb: the network header's offset from data
+        bool encap = false;          // skb: bpf_skb_adjust_room encapsulated it
     } pkt;
     void sync_packet();              // rewrite ctx data pointers after an adjust and re-map the region
 
@@ -381,10 +543,16 @@ private:
     std::vector<std::unique_ptr<Map>> maps_;
     std::vector<std::string> map_errors_;   // why maps_[i] is null
     std::map<std::string, vm::Interpreter, std::less<>> compiled_;
+    std::map<std::string, std::vector<std::pair<std::size_t, std::string>>, std::less<>> poisoned_;   // CO-RE failures per program
+    static constexpr int32_t kCorePoisonHelper = 1023;   // bpfsim's own helper id for poisoned instructions
+    void explain_poison(std::string_view prog, vm::RunResult& r) const;
     vm::HelperTable helpers_;
     uint64_t clock_ns_ = 0;
     uint64_t prng_ = 0;
     std::unique_ptr<LowMemory> low_;
+    std::unique_ptr<KernelMemory> kmem_;
+    std::vector<uint64_t> kmem_regions_;   // starts of the kernel memory regions in mem
+    void sync_kernel_regions();
 };
 
 // Every entry of a map as userspace sees it (percpu values: all CPUs concatenated),

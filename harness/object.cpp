@@ -521,7 +521,14 @@ const ProgramDef* Object::find_program(std::string_view name) const {
     return nullptr;
 }
 
-Result<LinkedProgram> Object::link(std::string_view name) const {
+std::size_t Object::core_relo_count() const {
+    std::size_t n = 0;
+    if (impl_->ext)
+        for (const auto& s : impl_->ext->sections) n += s.relos.size();
+    return n;
+}
+
+Result<LinkedProgram> Object::link(std::string_view name, const btf::CoreTargets* core) const {
     return catch_error([&]() -> LinkedProgram {
         const std::string& file = path();
         const ProgramDef* def = find_program(name);
@@ -703,6 +710,44 @@ Result<LinkedProgram> Object::link(std::string_view name) const {
                 if (it == by_section.end()) continue;
                 for (const auto* l : it->second)
                     if (l->insn == sidx) out.prog.lines.push_back({pc, l->file, l->line, l->column, l->text});
+            }
+
+            // CO-RE: relocations in .BTF.ext order, one candidate cache for the program (libbpf
+            // keeps one per object; they differ only when an earlier relocation of another
+            // program narrowed an ambiguous candidate list).
+            std::map<std::string, std::size_t, std::less<>> sec_index;
+            for (const auto& [idx, es] : im.exec) sec_index.emplace(es.name, idx);
+            btf::CoreCandCache cache;
+            for (const auto& secname : im.ext->core_relo_order) {
+                const auto* xs = im.ext->find(secname);
+                auto si = sec_index.find(secname);
+                if (!xs || si == sec_index.end()) continue;
+                for (std::size_t i = 0; i < xs->relos.size(); ++i) {
+                    const btf::CoreRelo& r = xs->relos[i];
+                    auto it = pc_of.find({si->second, r.insn});
+                    if (it == pc_of.end()) continue;   // another program's instruction
+                    const std::size_t pc = it->second;
+                    Location where;
+                    where.file = file;
+                    where.section = secname;
+                    where.pc = pc;
+                    for (const auto& l : out.prog.lines)
+                        if (l.pc <= pc) where.source = fmt::format("{}:{}: {}", l.file, l.line, l.text);
+                    if (!core || !core->main)
+                        throw Error(ErrorCode::Usage,
+                                    fmt::format("program '{}' has CO-RE relocations (instruction {} of '{}' is the first); give the kernel BTF to "
+                                                "relocate them against (--btf FILE, or WorldOptions::kernel_btf)", def->name, r.insn, secname),
+                                    where);
+                    auto res = btf::core_relocate(*im.btf, *core, r, &cache, where);
+                    if (!res) throw res.error();
+                    auto patch = btf::core_patch(insns.data(), insns.size(), pc, r, *res, where);
+                    if (!patch) throw patch.error();
+                    ++out.core_relos;
+                    if (patch->poisoned)
+                        out.core_poisoned.emplace_back(pc, fmt::format("CO-RE relocation #{} of '{}' ({} {}) failed against {}: {}", i, secname,
+                                                                       btf::core_kind_str(r.kind), res->local_spec, core->main_name,
+                                                                       res->failure.empty() ? "no matching type in the kernel BTF" : res->failure));
+                }
             }
         }
         return out;

@@ -43,6 +43,18 @@ Result<std::unique_ptr<World>> World::create(const Object& obj, WorldOptions opt
         w->prng_ = opts.seed;
         w->low_ = std::make_unique<LowMemory>(kLowArena);
         w->helpers_ = kernel_helpers();
+        {
+            vm::Helper poison;
+            poison.id = kCorePoisonHelper;
+            poison.name = "bpfsim_core_poison";
+            poison.fn = [](uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, vm::Env& e) -> uint64_t {
+                e.request_trap("executed an instruction poisoned by a failed CO-RE relocation (libbpf's `call 0xbad2310`)");
+                return 0;
+            };
+            w->helpers_.add(std::move(poison));
+        }
+        w->devices.push_back(NetDevice{opts.ifindex, {}, 65536, false});   // the test run's loopback device
+        if (opts.kernel_btf) w->kmem_ = std::make_unique<KernelMemory>(opts.kernel_btf);
         MapOptions mo;
         mo.ncpus = opts.ncpus;
         mo.seed = opts.seed;
@@ -178,10 +190,18 @@ Result<vm::Program> World::bind(const LinkedProgram& lp) const {
 Result<const vm::Interpreter*> World::compiled(std::string_view prog) {
     if (auto it = compiled_.find(prog); it != compiled_.end()) return &it->second;
     return catch_error([&]() -> const vm::Interpreter* {
-        auto lp = obj_->link(prog);
+        btf::CoreTargets targets;
+        targets.main = opts_.kernel_btf.get();
+        if (opts_.kernel_btf) targets.main_name = opts_.kernel_btf->name();
+        auto lp = obj_->link(prog, &targets);
         if (!lp) throw lp.error();
         auto bound = bind(*lp);
         if (!bound) throw bound.error();
+        // Poisoned instructions call a helper of bpfsim's own that stops the program; the
+        // trap is then explained with the relocation that failed (see explain_poison).
+        for (auto& in : bound->insns)
+            if (btf::is_core_poison(in)) in.imm = kCorePoisonHelper;
+        if (!lp->core_poisoned.empty()) poisoned_[std::string(prog)] = lp->core_poisoned;
         auto interp = vm::Interpreter::compile(*bound, helpers_);
         if (!interp) throw interp.error();
         auto [it, _] = compiled_.emplace(std::string(prog), std::move(interp.value()));
@@ -194,6 +214,12 @@ const vm::Interpreter* World::tail_target(Map* prog_array, uint32_t index) {
     if (id < 0 || static_cast<std::size_t>(id) >= obj_->programs().size()) return nullptr;
     auto c = compiled(obj_->programs()[static_cast<std::size_t>(id)].name);
     return c ? *c : nullptr;
+}
+
+const NetDevice* World::device(uint32_t ifindex) const {
+    for (const auto& d : devices)
+        if (d.ifindex == ifindex) return &d;
+    return nullptr;
 }
 
 uint8_t* World::key_scratch(std::size_t n) { return n <= kScratchSize ? low_->data() + kScratchOffset : nullptr; }
@@ -248,6 +274,59 @@ void World::sync_packet() {
     }
 }
 
+void World::explain_poison(std::string_view prog, vm::RunResult& r) const {
+    if (!r.trap || r.trap->kind != vm::TrapKind::Helper) return;
+    auto it = poisoned_.find(prog);
+    if (it == poisoned_.end()) return;
+    for (const auto& [pc, why] : it->second)
+        if (pc == r.trap->pc) r.trap->message += ": " + why;
+}
+
+KernelMemory& World::kernel() {
+    if (!kmem_) throw Error(ErrorCode::Usage, "this world has no kernel BTF, so no simulated kernel memory (set WorldOptions::kernel_btf)");
+    return *kmem_;
+}
+
+void World::sync_kernel_regions() {
+    if (!kmem_) return;
+    for (uint64_t start : kmem_regions_) mem.remove(start);
+    kmem_regions_.clear();
+    for (const auto& r : kmem_->regions()) {
+        mem.add(r);
+        kmem_regions_.push_back(r.start);
+    }
+}
+
+Result<uint64_t> World::add_task(const TaskSpec& spec) {
+    return catch_error([&]() -> uint64_t {
+        KernelMemory& k = kernel();
+        const btf::Btf& b = k.btf();
+        const uint32_t task_t = k.type_id("task_struct");
+        const uint64_t task = k.create(task_t);
+        // Fields a recorded (possibly minimal) BTF may lack are skipped; pid and comm are not.
+        auto has = [&](uint32_t type, std::string_view member) { return b.member_by_name(b.resolve(type), member).has_value(); };
+        k.set(task, task_t, "pid", spec.pid);
+        if (has(task_t, "tgid")) k.set(task, task_t, "tgid", spec.tgid ? spec.tgid : spec.pid);
+        k.set_string(task, task_t, "comm", spec.comm);
+        for (const char* link : {"real_parent", "parent"})
+            if (spec.parent && has(task_t, link)) k.set(task, task_t, link, spec.parent);
+        if (has(task_t, "group_leader") && (spec.tgid == 0 || spec.tgid == spec.pid)) k.set(task, task_t, "group_leader", task);
+        if (auto cred_found = b.find("cred", btf::Kind::Struct); cred_found && has(task_t, "cred")) {
+            const uint32_t cred_t = *cred_found;
+            const uint64_t cred = k.create(cred_t);
+            for (const char* f : {"uid", "euid", "suid", "fsuid"})
+                if (has(cred_t, f)) k.set(cred, cred_t, std::string(f) + ".val", spec.uid);
+            for (const char* f : {"gid", "egid", "sgid", "fsgid"})
+                if (has(cred_t, f)) k.set(cred, cred_t, std::string(f) + ".val", spec.gid);
+            k.set(task, task_t, "cred", cred);
+            if (has(task_t, "real_cred")) k.set(task, task_t, "real_cred", cred);
+        }
+        for (const auto& [path, v] : spec.fields) k.set(task, task_t, path, v);
+        for (const auto& [path, v] : spec.strings) k.set_string(task, task_t, path, v);
+        return task;
+    });
+}
+
 Result<ProgramRun> World::run_packet(std::string_view prog, const std::vector<uint8_t>& packet, const vm::RunOptions& ro) {
     return catch_error([&]() -> ProgramRun {
         const ProgramDef* def = obj_->find_program(prog);
@@ -257,6 +336,7 @@ Result<ProgramRun> World::run_packet(std::string_view prog, const std::vector<ui
         }
         auto c = compiled(prog);
         if (!c) throw c.error();
+        sync_kernel_regions();
         const CtxKind kind = ctx_kind(def->type);
         if (kind != CtxKind::XdpMd && kind != CtxKind::SkBuff)
             throw Error(ErrorCode::Usage, fmt::format("program '{}' is of type {}, which takes no packet; give a context instead",
@@ -282,6 +362,8 @@ Result<ProgramRun> World::run_packet(std::string_view prog, const std::vector<ui
         pkt.data_end = headroom + static_cast<uint32_t>(packet.size());
         pkt.ctx = ctx;
         pkt.type = def->type;
+        pkt.mac_len = kEthHeader;              // the test run's skb: an Ethernet header, then the network header
+        pkt.network = l2 ? kEthHeader : 0;
         std::size_t ctx_size;
         if (kind == CtxKind::XdpMd) {
             auto* md = reinterpret_cast<xdp_md*>(ctx);
@@ -304,10 +386,11 @@ Result<ProgramRun> World::run_packet(std::string_view prog, const std::vector<ui
         mem.add(ctx, ctx_size, vm::kReadWrite, vm::RegionKind::Ctx, "ctx");
         const std::size_t trace_before = trace.size();
         tail_calls = 0;
-        tunnel_key.clear();
+        tunnel = TunnelInfo{};
 
         ProgramRun out;
         out.result = (*c)->run(*this, {reinterpret_cast<uint64_t>(ctx), 0, 0, 0, 0}, ro);
+        explain_poison(prog, out.result);
         // Programs that see the packet from L3 give it back with a zeroed Ethernet header,
         // as BPF_PROG_TEST_RUN does when it pushes the header back.
         // XDP gives back the metadata in front of the packet, as XDP test runs do.
@@ -330,6 +413,7 @@ Result<ProgramRun> World::run_ctx(std::string_view prog, std::vector<uint8_t> ct
     return catch_error([&]() -> ProgramRun {
         auto c = compiled(prog);
         if (!c) throw c.error();
+        sync_kernel_regions();
         if (ctx_bytes.size() > kCtxMax) throw Error(ErrorCode::Usage, fmt::format("context of {} bytes is larger than {}", ctx_bytes.size(), kCtxMax));
         if (ctx_bytes.empty()) ctx_bytes.resize(64);
         uint8_t* ctx = low_->data() + kCtxOffset;
@@ -344,6 +428,7 @@ Result<ProgramRun> World::run_ctx(std::string_view prog, std::vector<uint8_t> ct
         tail_calls = 0;
         ProgramRun out;
         out.result = (*c)->run(*this, {reinterpret_cast<uint64_t>(ctx), 0, 0, 0, 0}, ro);
+        explain_poison(prog, out.result);
         out.trace.assign(trace.begin() + static_cast<std::ptrdiff_t>(trace_before), trace.end());
         mem.remove(reinterpret_cast<uint64_t>(ctx));
         return out;

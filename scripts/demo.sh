@@ -1,20 +1,17 @@
 #!/usr/bin/env bash
-# The demo until the seed demo (trace_exec) lands: BPF programs built from corpus/ with
-# clang -target bpf, disassembled and run in bpfsim's interpreter.
+# The seed demo: corpus/demo/trace_exec.c (compiled with clang -g -O2 -target bpf at build
+# time) runs without privileges against this machine's recorded kernel BTF and an older
+# task_struct layout; CO-RE relocates it for each, and the exec lines are the same.
 set -euo pipefail
 build=${1:-build}
-obj=$build/corpus/bench_kernels.o
 bpfsim=$build/bpfsim
+corpus=$build/corpus
 
-echo "== programs in $obj"
-"$bpfsim" prog list "$obj"
+echo "== trace_exec: the scenario (corpus/demo/trace_exec.yaml), against two kernels' BTF"
+"$bpfsim" test corpus/demo/trace_exec.yaml -I "$corpus" --show-trace
 echo
-echo "== bench/xorshift, disassembled"
-"$bpfsim" disasm "$obj" --prog xorshift
+echo "== the same program from the command line: bpfsim run --btf ... --task"
+"$bpfsim" run "$corpus/trace_exec.o" --btf "$corpus/vmlinux-6.18.44.btf" --task 4242:demo-shell
 echo
-echo "== run: xorshift64 over 10M iterations (seed 0x243f6a8885a308d3)"
-"$bpfsim" run "$obj" --prog xorshift --mem "d3 08 a3 85 88 6a 3f 24" --budget 0
-echo
-echo "== run: FNV-1a over 1 KiB of 0x5a, 64 times"
-head -c 1024 /dev/zero | tr '\0' '\132' > "$build/demo-fnv.bin"
-"$bpfsim" run "$obj" --prog fnv1a --mem-file "$build/demo-fnv.bin" --budget 0 --repeat 20
+echo "== the interpreter on plain BPF: xorshift64 over 10M iterations"
+"$bpfsim" run "$corpus/bench_kernels.o" --prog xorshift --mem "d3 08 a3 85 88 6a 3f 24" --budget 0

@@ -4,12 +4,13 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake make pkg-config
-  clang llvm                      # clang -target bpf for corpus/, llvm-objdump for tests
+  clang llvm bpftool              # clang -target bpf for corpus/, llvm-objdump for tests
   libelf-dev zlib1g-dev           # ELF objects
   libboost-program-options-dev    # CLI
   libfmt-dev nlohmann-json3-dev libyaml-cpp-dev
   catch2 libbenchmark-dev
   libxbyak-dev                    # the JIT
+  xz-utils                        # the recorded kernel BTF in corpus/btf is xz-compressed
   libbpf-dev linux-libc-dev       # bpf_helpers.h and UAPI headers for corpus/ programs
 )
 

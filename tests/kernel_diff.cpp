@@ -14,6 +14,8 @@
 #include <iostream>
 #include <set>
 
+#include <sched.h>
+
 namespace fs = std::filesystem;
 using namespace bpfsim;
 using namespace bpfsim::harness;
@@ -153,6 +155,26 @@ struct Outcome {
     std::vector<std::string> set_aside;
 };
 
+// BPF_PROG_TEST_RUN runs a program on the calling CPU. Pinned to one CPU, the test makes
+// bpf_get_smp_processor_id (and the per-CPU map slots it picks) reproducible, and the
+// simulated world runs on the same CPU. Unpinned, that helper's result is left out.
+std::optional<unsigned> g_cpu;
+
+std::optional<unsigned> pin_to_one_cpu() {
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return std::nullopt;
+    for (unsigned c = 0; c < CPU_SETSIZE; ++c) {
+        if (!CPU_ISSET(c, &allowed)) continue;
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(c, &one);
+        if (sched_setaffinity(0, sizeof one, &one) != 0) return std::nullopt;
+        return c;
+    }
+    return std::nullopt;
+}
+
 void compare_program(const fs::path& file, const Object& obj, const ProgramDef& p, Outcome& o, bool verbose) {
     const std::string id = fmt::format("{}:{}", file.filename().string(), p.name);
     auto k = KernelOracle::create(obj);
@@ -172,11 +194,15 @@ void compare_program(const fs::path& file, const Object& obj, const ProgramDef& 
     // one is reported apart from the real disagreements.
     std::string nondet;
     if (auto lp = obj.link(p.name)) {
-        static const std::set<int32_t> kNondeterministic = {5, 7, 8, 34, 46, 118, 125, 160, 208};
+        static const std::set<int32_t> kNondeterministic = {5, 7, 34, 46, 118, 125, 160, 208};
         for (const auto& in : lp->prog.insns)
-            if (in.code == 0x85 && in.src == 0 && kNondeterministic.count(in.imm)) nondet = std::string(vm::kernel_helper_name(in.imm));
+            if (in.code == 0x85 && in.src == 0 && (kNondeterministic.count(in.imm) || (in.imm == 8 && !g_cpu)))
+                nondet = std::string(vm::kernel_helper_name(in.imm));
     }
-    auto w = World::create(obj);
+    WorldOptions wo;
+    wo.cpu = g_cpu.value_or(0);
+    wo.ncpus = wo.cpu + 1;
+    auto w = World::create(obj, wo);
     if (!w) {
         ++o.bpfsim_unsupported;
         o.set_aside.push_back(fmt::format("{}: bpfsim: {}", id, w.error().describe()));
@@ -219,7 +245,7 @@ void compare_program(const fs::path& file, const Object& obj, const ProgramDef& 
             continue;
         Map* ours = (*w)->map_at(m);
         if (!ours) continue;
-        auto a = dump_map(*ours, 1);
+        auto a = dump_map(*ours, wo.ncpus);
         auto b = (*k)->dump(m);
         const bool percpu = d.type == MapType::PercpuArray || d.type == MapType::PercpuHash || d.type == MapType::LruPercpuHash;
         if (percpu) {
@@ -279,6 +305,7 @@ int main(int argc, char** argv) {
         }
     }
     std::sort(files.begin(), files.end());
+    g_cpu = pin_to_one_cpu();
     if (auto why = KernelOracle::unavailable_reason(); !why.empty()) {
         std::cout << "SKIP: " << why << "; the kernel differential test needs root on a kernel with BPF\n";
         return 77;

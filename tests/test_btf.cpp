@@ -886,6 +886,7 @@ TEST_CASE(".BTF.ext: func_info, line_info, CO-RE relocations", "[btf]") {
         CHECK(xdp->relos[0].access == "0:1");
         CHECK(xdp->relos[0].kind == CoreReloKind::FieldByteOffset);
         CHECK(xdp->relos[1].kind == CoreReloKind::TypeMatches);
+        CHECK(e.core_relo_order == std::vector<std::string>{"xdp"});
         const ExtSection* g = e.find("g");
         REQUIRE(g);
         CHECK(g->funcs.empty());

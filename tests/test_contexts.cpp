@@ -242,14 +242,14 @@ TEST_CASE("__kconfig externs are laid out in a .kconfig map and filled from the 
 
     // Values of the wrong kind are refused with the variable's name.
     WorldOptions wrong = wo;
-    wrong.kconfig["CONFIG_BPF_JIT"] = "m";   // a bool cannot be a module
+    wrong.kconfig["CONFIG_BPF_JIT"] = std::string{"m"};   // a bool cannot be a module (a std::string: GCC 12 -Wrestrict false positive on "m")
     auto w3 = World::create(*obj, wrong);
     REQUIRE(w3);
     auto c3 = (*w3)->compiled("read_kconfig");
     REQUIRE_FALSE(c3);
     CHECK_THAT(c3.error().describe(), Catch::Contains("CONFIG_BPF_JIT"));
     wrong = wo;
-    wrong.kconfig["CONFIG_HZ"] = "lots";
+    wrong.kconfig["CONFIG_HZ"] = std::string{"lots"};
     auto w4 = World::create(*obj, wrong);
     REQUIRE(w4);
     CHECK_FALSE((*w4)->compiled("read_kconfig"));

@@ -16,6 +16,7 @@ const char* to_string(RegionKind kind) {
     case RegionKind::MapValue: return "map_value";
     case RegionKind::Global: return "global";
     case RegionKind::Kernel: return "kernel";
+    case RegionKind::User: return "user";
     case RegionKind::Input: return "input";
     case RegionKind::Other: return "other";
     }

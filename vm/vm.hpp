@@ -137,7 +137,7 @@ Result<std::vector<Insn>> assemble(std::string_view text, std::string_view filen
 
 enum Perm : uint8_t { kRead = 1, kWrite = 2, kReadWrite = 3 };
 
-enum class RegionKind : uint8_t { Stack, Ctx, Packet, PacketMeta, MapValue, Global, Kernel, Input, Other };
+enum class RegionKind : uint8_t { Stack, Ctx, Packet, PacketMeta, MapValue, Global, Kernel, User, Input, Other };
 const char* to_string(RegionKind kind);
 
 struct Region {

@@ -1,0 +1,207 @@
+// `bpfsim btf dump FILE [--format c|raw] [--json] [--base FILE]`: bpftool's `btf dump file`.
+//
+// FILE is raw BTF (/sys/kernel/btf/vmlinux, a module's /sys/kernel/btf/NAME) or an ELF file
+// with a .BTF section (a BPF object, a kernel module, a vmlinux image). Split BTF needs its
+// base: --base FILE (bpftool's -B), or, as bpftool does, /sys/kernel/btf/vmlinux for the
+// other files of /sys/kernel/btf/. The output is byte-identical to bpftool's.
+#include "btf/dump.hpp"
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+#include <gelf.h>
+#include <libelf.h>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace po = boost::program_options;
+
+namespace bpfsim {
+
+namespace {
+
+[[noreturn]] void file_error(ErrorCode code, const std::string& file, std::string message) {
+    Location loc;
+    loc.file = file;
+    throw Error(code, std::move(message), loc);
+}
+
+// A file's bytes: mapped (copy-on-write) when it can be, else read. Mapping is much cheaper
+// than reading into fresh memory for vmlinux's 5 MB, and /sys/kernel/btf files map too.
+class Input {
+public:
+    explicit Input(const std::string& path) {
+        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) file_error(ErrorCode::Io, path, fmt::format("cannot open: {}", std::strerror(errno)));
+        struct stat st {};
+        if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+            void* m = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+            if (m != MAP_FAILED) {
+                map_ = static_cast<uint8_t*>(m);
+                size_ = static_cast<std::size_t>(st.st_size);
+                ::close(fd);
+                return;
+            }
+        }
+        // Not mappable (a pipe, an old sysfs): read it, the size being only a hint.
+        owned_.resize(st.st_size > 0 ? static_cast<std::size_t>(st.st_size) + 1 : 1 << 16);
+        std::size_t got = 0;
+        for (;;) {
+            const ssize_t n = ::read(fd, owned_.data() + got, owned_.size() - got);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) {
+                const int err = errno;
+                ::close(fd);
+                file_error(ErrorCode::Io, path, fmt::format("read error: {}", std::strerror(err)));
+            }
+            if (n == 0) break;
+            got += static_cast<std::size_t>(n);
+            if (got == owned_.size()) owned_.resize(owned_.size() * 2);
+        }
+        ::close(fd);
+        owned_.resize(got);
+        size_ = got;
+    }
+    Input(const Input&) = delete;
+    Input& operator=(const Input&) = delete;
+    ~Input() {
+        if (map_) ::munmap(map_, size_);
+    }
+    uint8_t* data() { return map_ ? map_ : owned_.data(); }
+    std::size_t size() const { return size_; }
+
+private:
+    uint8_t* map_ = nullptr;
+    std::vector<uint8_t> owned_;
+    std::size_t size_ = 0;
+};
+
+// The .BTF section of an ELF file, any machine or class (libbpf's btf__parse_elf).
+// Sets the pointer size from the ELF class, as libbpf does.
+std::span<const uint8_t> btf_from_elf(const std::string& path, Input& file, uint32_t& pointer_size) {
+    if (elf_version(EV_CURRENT) == EV_NONE) file_error(ErrorCode::Internal, path, "libelf initialisation failed");
+    Elf* elf = elf_memory(reinterpret_cast<char*>(file.data()), file.size());
+    if (!elf) file_error(ErrorCode::InvalidElf, path, fmt::format("cannot parse ELF: {}", elf_errmsg(-1)));
+    struct Closer {
+        Elf* e;
+        ~Closer() { elf_end(e); }
+    } closer{elf};
+    if (elf_kind(elf) != ELF_K_ELF) file_error(ErrorCode::InvalidElf, path, "not an ELF object");
+    std::size_t shstrndx = 0;
+    if (elf_getshdrstrndx(elf, &shstrndx) != 0) file_error(ErrorCode::InvalidElf, path, fmt::format("no section name table: {}", elf_errmsg(-1)));
+    pointer_size = gelf_getclass(elf) == ELFCLASS32 ? 4 : 8;
+    for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn; scn = elf_nextscn(elf, scn)) {
+        GElf_Shdr sh;
+        if (!gelf_getshdr(scn, &sh)) file_error(ErrorCode::InvalidElf, path, fmt::format("cannot read a section header: {}", elf_errmsg(-1)));
+        const char* name = elf_strptr(elf, shstrndx, sh.sh_name);
+        if (!name || std::strcmp(name, ".BTF") != 0) continue;
+        if (sh.sh_type == SHT_NOBITS) file_error(ErrorCode::InvalidElf, path, "section .BTF has no data");
+        if (sh.sh_offset > file.size() || sh.sh_size > file.size() - sh.sh_offset)
+            file_error(ErrorCode::InvalidElf, path, fmt::format("section .BTF [{:#x}, +{}) lies outside the file ({} bytes)", sh.sh_offset, sh.sh_size, file.size()));
+        return {file.data() + sh.sh_offset, static_cast<std::size_t>(sh.sh_size)};
+    }
+    file_error(ErrorCode::NotFound, path, "no .BTF section (built without -g?)");
+}
+
+// Raw BTF, or the .BTF of an ELF file. pointer_size: from the ELF class, 0 for raw BTF
+// (libbpf then guesses it from the types).
+btf::Btf load_btf(const std::string& path, const btf::Btf* base, uint32_t& pointer_size) {
+    Input file(path);
+    const uint8_t* p = file.data();
+    std::span<const uint8_t> bytes;
+    pointer_size = 0;
+    if (file.size() >= 2 && ((p[0] == 0x9f && p[1] == 0xeb) || (p[0] == 0xeb && p[1] == 0x9f)))
+        bytes = {p, file.size()};
+    else if (file.size() >= 4 && std::memcmp(p, "\x7f" "ELF", 4) == 0)
+        bytes = btf_from_elf(path, file, pointer_size);
+    else
+        file_error(ErrorCode::InvalidBtf, path, "neither raw BTF (magic 0xeb9f) nor an ELF file");
+    auto b = btf::Btf::parse(bytes, path, base);   // copies what it keeps
+    if (!b) throw b.error();
+    return std::move(*b);
+}
+
+void write_out(std::string_view s) {
+    if (s.empty()) return;
+    if (std::fwrite(s.data(), 1, s.size(), stdout) != s.size())
+        throw Error(ErrorCode::Io, fmt::format("cannot write the output: {}", std::strerror(errno)));
+}
+
+const char* const kUsage = "dump FILE [--format c|raw] [--json] [--base FILE]";
+
+}  // namespace
+
+int cmd_btf(const std::vector<std::string>& args) {
+    if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
+        std::cout << "usage: bpfsim btf " << kUsage << "\n\n"
+                  << "  Prints FILE's BTF as bpftool's `btf dump file FILE` does: raw records (the default),\n"
+                  << "  their JSON form (--json, bpftool -j), or a C header (--format c, vmlinux.h).\n"
+                  << "  FILE is raw BTF (/sys/kernel/btf/*) or an ELF file with a .BTF section.\n";
+        return args.empty() ? 2 : 0;
+    }
+    if (args[0] != "dump") throw Error(ErrorCode::Usage, fmt::format("btf: unknown sub-verb '{}' (dump)", args[0]));
+    std::vector<std::string> rest(args.begin() + 1, args.end());
+    if (!rest.empty() && rest[0] == "file") rest.erase(rest.begin());   // bpftool's `btf dump file FILE`
+
+    po::options_description d("options");
+    d.add_options()("input", po::value<std::string>(), "raw BTF or ELF file")
+        ("format,f", po::value<std::string>()->default_value("raw"), "raw (bpftool's records) or c (a C header)")
+        ("json,j", "raw records as JSON, as bpftool -j")
+        ("base,B", po::value<std::string>(), "base BTF of split BTF (module BTF on top of vmlinux)")
+        ("help,h", "show this help");
+    po::positional_options_description pos;
+    pos.add("input", 1);
+    po::variables_map vm;
+    po::store(po::command_line_parser(rest).options(d).positional(pos).run(), vm);
+    if (vm.count("help")) {
+        std::cout << "usage: bpfsim btf " << kUsage << "\n\n" << d << "\n";
+        return 0;
+    }
+    po::notify(vm);
+    if (!vm.count("input")) throw Error(ErrorCode::Usage, "btf dump: give a BTF or ELF file");
+    const std::string input = vm["input"].as<std::string>();
+    const std::string format = vm["format"].as<std::string>();
+    if (format != "raw" && format != "c")
+        throw Error(ErrorCode::Usage, fmt::format("btf dump: unrecognized format '{}' (raw or c)", format));
+    const bool json = vm.count("json") > 0;
+    if (json && format == "c") throw Error(ErrorCode::Usage, "btf dump: JSON output for C-syntax dump is not supported");
+
+    // Module BTF in sysfs is split BTF on top of vmlinux: bpftool loads that base itself.
+    std::string base_path;
+    if (vm.count("base")) base_path = vm["base"].as<std::string>();
+    else if (input.starts_with("/sys/kernel/btf/") && input != "/sys/kernel/btf/vmlinux") base_path = "/sys/kernel/btf/vmlinux";
+    std::optional<btf::Btf> base;
+    uint32_t base_ptr = 0, ptr = 0;
+    if (!base_path.empty()) base.emplace(load_btf(base_path, nullptr, base_ptr));
+    const btf::Btf b = load_btf(input, base ? &*base : nullptr, ptr);
+
+    // The text goes out in chunks as it is made (vmlinux: 3 MB of C, 12 MB of records).
+    std::string out;
+    btf::DumpOptions opts;
+    opts.pointer_size = ptr ? ptr : base_ptr;
+    opts.sink = write_out;
+    try {
+        if (format == "c") btf::dump_c(b, out, opts);
+        else if (json) btf::dump_json(b, out, opts);
+        else btf::dump_raw(b, out, opts);
+    } catch (const Error&) {
+        write_out(out);   // the C text before a type cycle, as bpftool prints it before it stops
+        std::fflush(stdout);
+        throw;
+    }
+    if (std::fflush(stdout) != 0) throw Error(ErrorCode::Io, fmt::format("cannot write the output: {}", std::strerror(errno)));
+    return 0;
+}
+
+}  // namespace bpfsim
