@@ -14,7 +14,6 @@
 
 #include <cerrno>
 #include <climits>
-#include <cstring>
 
 namespace bpfsim::btf {
 

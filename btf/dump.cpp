@@ -27,8 +27,8 @@ namespace {
 
 // Behaviours that differ between libbpf versions; these are the ones of bpftool 7.1 as
 // Debian 12 ships it (checked against its output).
-constexpr bool kEnumModeAttributes = false;   // `__attribute__((mode(byte)))` on 1-byte enums (libbpf >= 1.2)
-constexpr bool kTypeTagAttributes = false;    // TYPE_TAG with kflag as `__attribute__((NAME))` (libbpf >= 1.6)
+constexpr bool kEnumModeAttributes = false;   // `__attribute__((mode(byte)))` on 1-byte enums (later libbpf)
+constexpr bool kTypeTagAttributes = false;    // TYPE_TAG with kflag as `__attribute__((NAME))` (later libbpf)
 
 constexpr int kMaxTabs = 13;        // libbpf's indentation stops at 13 tabs
 constexpr std::size_t kChunk = 64 * 1024;   // what goes to a sink at a time

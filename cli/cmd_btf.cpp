@@ -128,7 +128,14 @@ btf::Btf load_btf(const std::string& path, const btf::Btf* base, uint32_t& point
     else
         file_error(ErrorCode::InvalidBtf, path, "neither raw BTF (magic 0xeb9f) nor an ELF file");
     auto b = btf::Btf::parse(bytes, path, base);   // copies what it keeps
-    if (!b) throw b.error();
+    if (!b) {
+        Error e = b.error();
+        // Split BTF read alone: its strings do not start with "" and its ids with 1.
+        const std::string& m = e.message();
+        if (!base && (m.find("does not start with the empty string") != std::string::npos || m.find("does not exist") != std::string::npos))
+            throw Error(e.code(), m + " (split BTF, such as a module's, needs its base: --base FILE)", e.where());
+        throw e;
+    }
     return std::move(*b);
 }
 
@@ -147,12 +154,32 @@ int cmd_btf(const std::vector<std::string>& args) {
         std::cout << "usage: bpfsim btf " << kUsage << "\n\n"
                   << "  Prints FILE's BTF as bpftool's `btf dump file FILE` does: raw records (the default),\n"
                   << "  their JSON form (--json, bpftool -j), or a C header (--format c, vmlinux.h).\n"
-                  << "  FILE is raw BTF (/sys/kernel/btf/*) or an ELF file with a .BTF section.\n";
+                  << "  FILE is raw BTF (/sys/kernel/btf/*) or an ELF file with a .BTF section.\n"
+                  << "  bpftool's words work too: bpfsim btf dump file FILE format c\n";
         return args.empty() ? 2 : 0;
     }
     if (args[0] != "dump") throw Error(ErrorCode::Usage, fmt::format("btf: unknown sub-verb '{}' (dump)", args[0]));
-    std::vector<std::string> rest(args.begin() + 1, args.end());
-    if (!rest.empty() && rest[0] == "file") rest.erase(rest.begin());   // bpftool's `btf dump file FILE`
+    // bpftool's own words work too: `btf dump file FILE format c`.
+    std::vector<std::string> rest;
+    bool seen_input = false;
+    for (std::size_t i = 1; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        const bool has_value = a == "--format" || a == "-f" || a == "--base" || a == "-B";
+        if (a.starts_with("-")) {
+            rest.push_back(a);
+            if (has_value && i + 1 < args.size()) rest.push_back(args[++i]);
+        } else if (!seen_input && a == "file" && i + 1 < args.size() && !args[i + 1].starts_with("-")) {
+            continue;
+        } else if (!seen_input) {
+            rest.push_back(a);
+            seen_input = true;
+        } else if (a == "format" && i + 1 < args.size()) {
+            rest.push_back("--format");
+            rest.push_back(args[++i]);
+        } else {
+            rest.push_back(a);
+        }
+    }
 
     po::options_description d("options");
     d.add_options()("input", po::value<std::string>(), "raw BTF or ELF file")

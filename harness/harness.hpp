@@ -197,8 +197,8 @@ using ReadString = std::function<std::string(uint64_t addr)>;
 using ReadBytes = std::function<bool(uint64_t addr, void* out, std::size_t n)>;
 
 // Formats as bpf_trace_printk and bpf_snprintf do: the kernel's accepted conversions
-// (%d %i %u %x %X with l/ll, flags "0+- #" and a width, %c %s %p %pK %px %pi4 %pI4 %pi6
-// %pI6 %pks %pus, %%); anything else is an Error, as the helper returns -EINVAL.
+// (%d %i %u %x %X with l/ll, flags "0+- " and a width, %c %s %p %pK %px %ps %pS %pB %pi4
+// %pI4 %pi6 %pI6 %pks %pus, %%); anything else is an Error, as the helper returns -EINVAL.
 Result<std::string> format_printk(std::string_view fmt, std::span<const uint64_t> args, const ReadString& read_str,
                                   const ReadBytes& read_bytes);
 
@@ -211,6 +211,7 @@ struct TraceEvent {
     uint64_t ns = 0;          // the virtual clock when it was written
     std::string message;      // as formatted, including any trailing newline
 };
+// The line ends with the newline the kernel adds to every event, after the message's own.
 std::string trace_pipe_line(const TraceEvent& e);
 
 // ─────────────────────────────── BPF objects ──────────────────────────────
@@ -489,7 +490,8 @@ public:
     std::vector<TraceEvent> trace;          // every trace line so far
     // The tunnel metadata of this run's packet: what bpf_skb_set_tunnel_key attached (the
     // kernel's metadata dst) and bpf_skb_set_tunnel_opt added; bpf_skb_get_tunnel_key/_opt
-    // read it back. A test-run packet arrives without any, so every run starts with none.
+    // read it back. A test-run packet arrives without any, so every run starts with none;
+    // afterwards it shows what the program attached.
     struct TunnelInfo {
         bool set = false;                       // a key is attached
         bool ipv6 = false;                      // BPF_F_TUNINFO_IPV6
@@ -609,6 +611,8 @@ class KernelOracle {
 public:
     static std::string unavailable_reason();
     static Result<std::unique_ptr<KernelOracle>> create(const Object& obj);
+    // The running kernel's BTF (/sys/kernel/btf/vmlinux), loaded once: the CO-RE target.
+    static Result<std::shared_ptr<const btf::Btf>> running_kernel_btf();
     ~KernelOracle();
     // The program's fd (loading it, and the programs its prog arrays name, once).
     Result<int> load(std::string_view prog);

@@ -881,11 +881,10 @@ u64 fib_lookup(u64, u64 params, u64 plen, u64 flags, u64, vm::Env& e) {
     return ret(rc);
 }
 
-u64 redirect_neigh(u64 ifindex, u64 params, u64 plen, u64 flags, u64, vm::Env& e) {
+u64 redirect_neigh(u64 ifindex, u64, u64 plen, u64 flags, u64, vm::Env& e) {
     World& w = W(e);
     // A next hop, when given, is a whole struct bpf_redir_neigh.
     if (flags || (static_cast<uint32_t>(plen) && static_cast<uint32_t>(plen) < 20)) return TC_ACT_SHOT;
-    (void)params;
     w.pkt.redirect = static_cast<uint32_t>(ifindex);
     w.pkt.redirected = true;
     return TC_ACT_REDIRECT;

@@ -140,10 +140,22 @@ Result<std::unique_ptr<KernelOracle>> KernelOracle::create(const Object& obj) {
     });
 }
 
+Result<std::shared_ptr<const btf::Btf>> KernelOracle::running_kernel_btf() {
+    static Result<std::shared_ptr<const btf::Btf>> cached = load_kernel_btf("/sys/kernel/btf/vmlinux");
+    return cached;
+}
+
 Result<int> KernelOracle::load(std::string_view prog) {
     if (auto it = prog_fds_.find(std::string(prog)); it != prog_fds_.end()) return it->second;
     return catch_error([&]() -> int {
-        auto lp = obj_->link(prog);
+        // CO-RE relocations against the running kernel's own BTF, as libbpf would.
+        btf::CoreTargets targets;
+        if (obj_->core_relo_count()) {
+            auto host = running_kernel_btf();
+            if (!host) throw host.error();
+            targets.main = host->get();
+        }
+        auto lp = obj_->link(prog, &targets);
         if (!lp) throw lp.error();
         std::vector<vm::Insn> insns = lp->prog.insns;
         for (std::size_t pc = 0; pc + 1 < insns.size(); ++pc) {

@@ -12,6 +12,7 @@
 // with all of them turned into type_matches (clang 14 cannot emit those).
 //
 // usage: core_diff --oracle PATH [--target BTF] [--verbose] OBJ_OR_DIR...
+// The target is raw BTF (default /sys/kernel/btf/vmlinux) or an ELF object's .BTF.
 // Exit 0 when everything agrees, 1 on a difference, 77 (ctest: skipped) when the oracle
 // cannot run here (no libbpf oracle, no target BTF, no bpf() permission).
 #include "btf/core.hpp"
@@ -449,7 +450,15 @@ int main(int argc, char** argv) {
         std::cout << "core_diff: no target BTF at " << target << "; skipped\n";
         return 77;
     }
-    auto tb = btf::Btf::load_file(target);
+    // The target: raw BTF, or the .BTF of an ELF object (as libbpf's btf__parse takes both).
+    auto tb = [&]() -> Result<btf::Btf> {
+        if (!is_elf(target)) return btf::Btf::load_file(target);
+        auto elf = harness::ElfFile::open(target);
+        if (!elf) return elf.error();
+        const auto* s = elf->section(".BTF");
+        if (!s) return Error(ErrorCode::NotFound, "no .BTF section", Location{target.string(), {}, {}, {}, {}});
+        return btf::Btf::parse(s->data, target.string());
+    }();
     if (!tb) {
         std::cerr << "core_diff: " << tb.error().describe() << "\n";
         return 1;

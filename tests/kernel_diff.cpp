@@ -192,14 +192,21 @@ void compare_program(const fs::path& file, const Object& obj, const ProgramDef& 
     // Helpers whose results the kernel draws from its own state (randomness, clocks, the CPU it
     // ran on) cannot agree with a deterministic simulation; a difference in a program that calls
     // one is reported apart from the real disagreements.
+    WorldOptions wo;
+    btf::CoreTargets core;
+    if (obj.core_relo_count()) {   // CO-RE against the same kernel the oracle runs
+        if (auto host = KernelOracle::running_kernel_btf()) {
+            wo.kernel_btf = *host;
+            core.main = host->get();
+        }
+    }
     std::string nondet;
-    if (auto lp = obj.link(p.name)) {
+    if (auto lp = obj.link(p.name, &core)) {
         static const std::set<int32_t> kNondeterministic = {5, 7, 34, 46, 118, 125, 160, 208};
         for (const auto& in : lp->prog.insns)
             if (in.code == 0x85 && in.src == 0 && (kNondeterministic.count(in.imm) || (in.imm == 8 && !g_cpu)))
                 nondet = std::string(vm::kernel_helper_name(in.imm));
     }
-    WorldOptions wo;
     wo.cpu = g_cpu.value_or(0);
     wo.ncpus = wo.cpu + 1;
     auto w = World::create(obj, wo);

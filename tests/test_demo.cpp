@@ -52,7 +52,7 @@ TEST_CASE("trace_exec prints the current task's pid and comm, relocated against 
     REQUIRE(vmlinux);
     const auto lines = exec_lines(*obj, *vmlinux, nullptr);
     REQUIRE(lines.size() == 3);
-    CHECK_THAT(lines[0], Catch::EndsWith("bpf_trace_printk: exec: 12345 bash\n"));
+    CHECK_THAT(lines[0], Catch::EndsWith("bpf_trace_printk: exec: 12345 bash\n\n"));   // the message's newline and the event's
     CHECK_THAT(lines[0], Catch::StartsWith("            bash-12345   [000]"));
     CHECK_THAT(lines[1], Catch::Contains("exec: 7 kworker/0:1\n"));
     CHECK_THAT(lines[2], Catch::Contains("exec: 99 sixteen-chars-x\n"));   // comm holds 15 characters

@@ -27,8 +27,8 @@
 //   get_prandom_u32, get_smp_processor_id      -> same
 //   trace_printk, bpf_printk (%d %i %u %x %ld %lld %llu %llx %p %pI4 %pI6 %s %c; trace_vprintk)
 //                                              -> "bpf_printk conversions and trace lines",
-//                                                 "bpf_printk %pI6, %pi6 and %pi4" [!shouldfail],
-//                                                 "trace_pipe lines end with the newline" [!shouldfail]
+//                                                 "bpf_printk %pI6, %pi6 and %pi4",
+//                                                 "trace_pipe lines end with the newline"
 //   snprintf                                   -> "bpf_snprintf"
 //   redirect (XDP), redirect (tc)              -> "XDP redirects", "tc redirect"
 //   xdp_adjust_head/tail/meta                  -> "XDP head, metadata and tail adjustments"
@@ -1095,10 +1095,8 @@ TEST_CASE("bpf_printk conversions and trace lines", "[features][helpers][printk]
                Catch::StartsWith("          tracer-77      [000] d..31     1.000000: bpf_trace_printk: s=tracer"));
 }
 
-// Known differences from the kernel, in harness/printk.cpp (which this change does not
-// touch): these cases fail today and are tagged [!shouldfail]; once printk.cpp is fixed they
-// pass, Catch reports them as failing, and the tag should go.
-TEST_CASE("bpf_printk %pI6, %pi6 and %pi4 print as the kernel does", "[features][helpers][printk][!shouldfail]") {
+// Differences from the kernel that harness/printk.cpp used to have, checked against Linux 6.18.
+TEST_CASE("bpf_printk %pI6, %pi6 and %pi4 print as the kernel does", "[features][helpers][printk]") {
     // Linux 6.18's trace_pipe for the same calls: %pI6 is eight 4-digit groups, %pi6 32 hex
     // digits, %pi4 3-digit parts.
     Feature f = open_feature("feat_helpers_tracing");
@@ -1108,7 +1106,7 @@ TEST_CASE("bpf_printk %pI6, %pi6 and %pi4 print as the kernel does", "[features]
     CHECK(r.trace[8].message == "i6=20010db8000000000000000000001234 i4=192.168.000.001");
 }
 
-TEST_CASE("trace_pipe lines end with the newline the kernel adds to every event", "[features][helpers][printk][!shouldfail]") {
+TEST_CASE("trace_pipe lines end with the newline the kernel adds to every event", "[features][helpers][printk]") {
     // The kernel prints "s=tracer" as one line, and "raw 99\n" as that line and an empty one.
     Feature f = open_feature("feat_helpers_tracing");
     auto r = run_ctx(f.w(), "tp_printk", Bytes(64, 0));

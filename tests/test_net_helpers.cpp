@@ -247,7 +247,12 @@ TEST_CASE("tunnel options go with a key set in the same run, and read back as th
         CHECK(u64_at(out, 120) == __builtin_bswap16(0x2005 | 0xd800));
         CHECK(s64_at(out, 128) == kEPROTO);
     }
-    CHECK_FALSE(l.w().tunnel.set);   // nothing leaks out of a run either
+    // After a run, the world shows what the program attached.
+    CHECK(l.w().tunnel.set);
+    CHECK(l.w().tunnel.id == 42);
+    CHECK(l.w().tunnel.remote[0] == 0x0a000001);
+    CHECK(l.w().tunnel.ttl == 64);
+    CHECK(l.w().tunnel.options.size() == 8);
 }
 
 TEST_CASE("tunnel option sizes and a key without options", "[net][tunnel]") {

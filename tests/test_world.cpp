@@ -41,19 +41,29 @@ TEST_CASE("printk integer conversions follow C and the kernel's argument sizes",
     CHECK(printk("%llx", {0x1122334455667788ull}) == "1122334455667788");
     CHECK(printk("%i", {7}) == "7");
     CHECK(printk("%5d|%-5d|%05d", {42, 42, 42}) == "   42|42   |00042");
-    CHECK(printk("%#x", {255}) == "0xff");
+    CHECK(printk("|%+d|% d|%+05d|%-+5d|", {42, 42, 3, uint64_t(-3)}) == "|+42| 42|+0003|-3   |");
+    CHECK(printk("|%+u|% u|%+x|%+llx|", {42, 42, 255, 255}) == "|42|42|ff|ff|");   // signs only for %d/%i
+    CHECK(printk("|%-05d|%05d|%08x|%010d|", {42, uint64_t(-42), 0xbeef, uint64_t(-3)}) == "|42   |-0042|0000beef|-000000003|");
+    CHECK(printk("|%5s|%-5s|%05s|%5c|", {0x1000, 0x1000, 0x1000, 'c'}) == "| bash|bash | bash|    c|");
     CHECK(printk("%c%c", {'o', 'k'}) == "ok");
     CHECK(printk("100%%", {}) == "100%");
 }
 
 TEST_CASE("printk pointer conversions", "[world][printk]") {
     CHECK(printk("%pI4", {0x2000}) == "10.1.2.3");
-    CHECK(printk("%pi4", {0x2000}) == "10.1.2.3");
-    CHECK(printk("%pI6", {0x2000}) == "fe80:0:0:0:0:0:0:1");
-    CHECK(printk("%pi6", {0x2000}) == "fe80:0000:0000:0000:0000:0000:0000:0001");
+    CHECK(printk("%pi4", {0x2000}) == "010.001.002.003");
+    CHECK(printk("%pI6", {0x2000}) == "fe80:0000:0000:0000:0000:0000:0000:0001");
+    CHECK(printk("%pi6", {0x2000}) == "fe800000000000000000000000000001");
+    CHECK(printk("%pI6c|%pI4x|", {0x2000, 0x2000}) == "fe80:0000:0000:0000:0000:0000:0000:0001|10.1.2.3|");   // letters after are skipped
+    CHECK(printk("|%20pI4|%-20pi6|", {0x2000, 0x2000}) == "|10.1.2.3|fe800000000000000000000000000001|");       // no width
+    CHECK(printk("|%pI4|%pi4|%pI6|", {0, 0, 0}) == "|0.0.0.0|000.000.000.000|0000:0000:0000:0000:0000:0000:0000:0000|");
     CHECK(printk("%p", {0xdead}) == "000000000000dead");
-    CHECK(printk("%pK", {0xdead}) == "0000000000000000");
+    CHECK(printk("%pK", {0xdead}) == "000000000000dead");   // as %p with kptr_restrict 0
+    CHECK(printk("|%20px|%5px|%-20px|", {0xdead, 0xdead, 0xdead}) == "|                dead| dead|dead                |");
+    CHECK(printk("|%020px|%-px|%pxab|", {0xdead, 0xdead, 0xdead}) == "|0000000000000000dead|dead            |000000000000dead|");
+    CHECK(printk("|%pS|%20ps|%-10pB|", {0xdead, 0xdead, 0xdead}) == "|0xdead|              0xdead|0xdead|");
     CHECK(printk("%pks", {0x1000}) == "bash");
+    CHECK(printk("|%5pks|%s|", {0x1000, 0x3000}) == "|bash||");
 }
 
 TEST_CASE("printk rejects what bpf_trace_printk rejects", "[world][printk]") {
@@ -62,6 +72,26 @@ TEST_CASE("printk rejects what bpf_trace_printk rejects", "[world][printk]") {
     CHECK(printk("%lq", {1}).starts_with("ERROR: format string: unsupported conversion '%lq'"));
     CHECK(printk("\x01", {}).starts_with("ERROR: format string: non-printable"));
     CHECK(printk("%", {1}).starts_with("ERROR: format string: conversion cut short"));
+    CHECK(printk("%#x", {255}).starts_with("ERROR: format string: unsupported conversion '%#'"));
+    CHECK(printk("%.3d", {5}).starts_with("ERROR: format string: unsupported conversion '%.'"));
+    CHECK(printk("%pa", {1}).starts_with("ERROR: format string: unsupported conversion '%pa'"));
+    CHECK(printk("%pI5", {0x2000}).starts_with("ERROR: format string: unsupported conversion '%pI'"));
+    CHECK(printk("%sx", {0x1000}).starts_with("ERROR: format string: '%s' followed by 'x'"));
+    CHECK(printk("%pksz", {0x1000}).starts_with("ERROR: format string: '%pks' followed by 'z'"));
+    CHECK(printk("%hd %llld %5%", {1, 1, 1}).starts_with("ERROR: format string: unsupported conversion '%h'"));
+}
+
+TEST_CASE("printk arguments share the kernel's 512-byte buffer", "[world][printk]") {
+    static const std::string big(700, 'a');
+    auto fmt_big = [&](std::string_view f, std::vector<uint64_t> args) {
+        auto r = format_printk(
+            f, args, [&](uint64_t a) { return a == 0x1000 ? big : std::string(); }, [](uint64_t, void*, std::size_t) { return false; });
+        return r ? *r : "ERROR: " + r.error().message();
+    };
+    CHECK(fmt_big("%s|", {0x1000}) == std::string(511, 'a') + "|");          // the string and its NUL fill it
+    CHECK(fmt_big("%d %s|", {1, 0x1000}) == "1 " + std::string(507, 'a') + "|");
+    CHECK(fmt_big("%c%s|", {'x', 0x1000}) == "x" + std::string(510, 'a') + "|");
+    CHECK(fmt_big("%s%d", {0x1000, 1}).starts_with("ERROR: format string: arguments overflow"));   // -ENOSPC
 }
 
 TEST_CASE("trace_pipe lines look like the kernel's", "[world][printk]") {
@@ -71,7 +101,12 @@ TEST_CASE("trace_pipe lines look like the kernel's", "[world][printk]") {
     e.cpu = 1;
     e.ns = 5'123'456'789;
     e.message = "exec: 12345 bash\n";
-    CHECK(trace_pipe_line(e) == "            bash-12345   [001] d..31     5.123456: bpf_trace_printk: exec: 12345 bash\n");
+    // Every event gets a newline after the message's own: "exec: 12345 bash\n" and an empty line.
+    CHECK(trace_pipe_line(e) == "            bash-12345   [001] d..31     5.123456: bpf_trace_printk: exec: 12345 bash\n\n");
+    e.message = "no newline";
+    CHECK(trace_pipe_line(e) == "            bash-12345   [001] d..31     5.123456: bpf_trace_printk: no newline\n");
+    e.message = std::string("z |\0|after", 10);   // a %c of 0 ends the event's string
+    CHECK(trace_pipe_line(e) == "            bash-12345   [001] d..31     5.123456: bpf_trace_printk: z |\n");
 }
 
 TEST_CASE("hex input", "[world][packet]") {
