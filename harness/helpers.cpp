@@ -865,7 +865,14 @@ u64 fib_lookup(u64, u64 params, u64 plen, u64 flags, u64, vm::Env& e) {
     if (!mem_arg(w, params, plen, vm::kReadWrite, "bpf_fib_lookup", 2)) return 0;
     const auto fl = static_cast<uint32_t>(flags);
     if (fl & ~0x3fu) return ret(kEINVAL);   // DIRECT, OUTPUT, SKIP_NEIGH, TBID, SRC, MARK
-    auto& p = *reinterpret_cast<bpf_fib_lookup*>(params);
+    // The struct may sit at any address (a packet, the stack): work on an aligned copy.
+    bpf_fib_lookup p;
+    std::memcpy(&p, reinterpret_cast<const void*>(params), sizeof p);
+    struct WriteBack {
+        bpf_fib_lookup& p;
+        u64 to;
+        ~WriteBack() { std::memcpy(reinterpret_cast<void*>(to), &p, sizeof p); }
+    } write_back{p, params};
     // XDP always checks tot_len against the MTU; skb programs do when tot_len is given, and
     // otherwise check the packet against the device it would leave by.
     const bool xdp = w.pkt.type == ProgType::Xdp;
