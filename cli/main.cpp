@@ -174,12 +174,9 @@ std::string program_name(const harness::Object& obj, const std::string& named, c
 
 // A number from the command line: decimal, 0x hex, or negative (two's complement).
 uint64_t parse_number(const std::string& text, const std::string& what) {
-    errno = 0;
-    char* end = nullptr;
-    const bool neg = !text.empty() && text[0] == '-';
-    const uint64_t v = neg ? static_cast<uint64_t>(std::strtoll(text.c_str(), &end, 0)) : std::strtoull(text.c_str(), &end, 0);
-    if (text.empty() || *end || errno) throw Error(ErrorCode::Usage, fmt::format("{}: '{}' is not a number", what, text));
-    return v;
+    const auto v = harness::parse_integer(text);
+    if (!v) throw Error(ErrorCode::Usage, fmt::format("{}: '{}' is not a number", what, text));
+    return *v;
 }
 
 // --mem HEX or --mem-file FILE: input memory for r1/r2.

@@ -184,6 +184,9 @@ private:
 
 // "de ad be ef", "0xdeadbeef", "de:ad:be:ef"; errors say where.
 Result<std::vector<uint8_t>> parse_hex(std::string_view text, std::string_view what);
+// An integer as users write it: decimal, 0x hex or 0 octal, or negative (two's complement);
+// nullopt when the whole text is not one number in range.
+std::optional<uint64_t> parse_integer(std::string_view text);
 // Every packet of a classic pcap file (Ethernet link type), both byte orders.
 Result<std::vector<std::vector<uint8_t>>> read_pcap(const std::string& path);
 // A packet given on the command line: "hex:..", "file:PATH", "pcap:PATH[#N]", a path

@@ -175,6 +175,17 @@ u64 task_field(World& w, std::string_view path, u64 fallback) {
         return fallback;
     }
 }
+// The current task's comm, or WorldOptions' when there is none (or the BTF lacks comm).
+std::string task_comm(World& w) {
+    if (w.current_task) {
+        try {
+            KernelMemory& k = w.kernel();
+            return k.get_string(w.current_task, k.type_id("task_struct"), "comm");
+        } catch (const Error&) {
+        }
+    }
+    return w.options().comm;
+}
 u64 get_current_pid_tgid(u64, u64, u64, u64, u64, vm::Env& e) {
     World& w = W(e);
     if (w.current_task) {
@@ -202,13 +213,7 @@ u64 get_current_comm(u64 buf, u64 size, u64, u64, u64, vm::Env& e) {
     if (size == 0) return ret(kEINVAL);
     auto* out = reinterpret_cast<char*>(buf);
     std::memset(out, 0, size);
-    std::string comm = w.options().comm;
-    if (w.current_task) {
-        try {
-            comm = w.kernel().get_string(w.current_task, w.kernel().type_id("task_struct"), "comm");
-        } catch (const Error&) {
-        }
-    }
+    const std::string comm = task_comm(w);
     std::memcpy(out, comm.data(), std::min<u64>(comm.size(), std::min<u64>(size - 1, 15)));
     return 0;
 }
@@ -222,15 +227,9 @@ u64 emit_trace(World& w, u64 fmt_ptr, u64 fmt_size, std::span<const u64> args, c
                               [&](u64 a, void* o, std::size_t n) { return w.read_bytes(a, o, n); });
     if (!text) return ret(kEINVAL);
     TraceEvent ev;
-    ev.comm = w.options().comm;
-    ev.pid = w.options().pid;
-    if (w.current_task) {   // trace_pipe names the running task
-        ev.pid = static_cast<uint32_t>(task_field(w, "pid", ev.pid));
-        try {
-            ev.comm = w.kernel().get_string(w.current_task, w.kernel().type_id("task_struct"), "comm");
-        } catch (const Error&) {
-        }
-    }
+    // trace_pipe names the running task.
+    ev.comm = task_comm(w);
+    ev.pid = w.current_task ? static_cast<uint32_t>(task_field(w, "pid", w.options().pid)) : w.options().pid;
     ev.cpu = w.options().cpu;
     ev.ns = w.now_ns();
     ev.message = *text;

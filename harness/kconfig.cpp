@@ -46,13 +46,10 @@ void set_value(const Object& obj, const KconfigVar& v, const std::string& text, 
         return;
     }
     if (v.kind != K::Int) refuse(obj, v, fmt::format("value '{}' is not valid for this variable's type", text));
-    errno = 0;
-    char* end = nullptr;
-    const bool neg = !text.empty() && text[0] == '-';
-    uint64_t x = 0;
-    if (neg) x = static_cast<uint64_t>(std::strtoll(text.c_str(), &end, 0));
-    else x = std::strtoull(text.c_str(), &end, 0);
-    if (text.empty() || errno || *end) refuse(obj, v, fmt::format("value '{}' is not a number", text));
+    const auto parsed = parse_integer(text);
+    if (!parsed) refuse(obj, v, fmt::format("value '{}' is not a number", text));
+    const bool neg = text[0] == '-';
+    const uint64_t x = *parsed;
     if (v.size < 8) {
         const unsigned bits = v.size * 8;
         const bool fits = v.is_signed ? (static_cast<int64_t>(x) >= -(int64_t(1) << (bits - 1)) && static_cast<int64_t>(x) < (int64_t(1) << (bits - 1)))

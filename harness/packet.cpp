@@ -7,6 +7,9 @@
 #include "harness/harness.hpp"
 
 #include <fmt/format.h>
+
+#include <cerrno>
+#include <cstdlib>
 #include <sys/mman.h>
 
 #include <fstream>
@@ -151,6 +154,15 @@ Result<std::vector<uint8_t>> read_packet(const std::string& spec) {
         if (!r) throw Error(ErrorCode::Usage, fmt::format("--packet '{}' is neither a file nor hex bytes: {}", spec, r.error().message()));
         return *r;
     });
+}
+
+std::optional<uint64_t> parse_integer(std::string_view text) {
+    const std::string s(text);
+    errno = 0;
+    char* end = nullptr;
+    const uint64_t v = !s.empty() && s[0] == '-' ? static_cast<uint64_t>(std::strtoll(s.c_str(), &end, 0)) : std::strtoull(s.c_str(), &end, 0);
+    if (s.empty() || *end || errno) return std::nullopt;
+    return v;
 }
 
 }  // namespace bpfsim::harness

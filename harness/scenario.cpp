@@ -27,12 +27,9 @@ struct Reader {
     }
     uint64_t num(const YAML::Node& n, const char* what) const {
         const std::string s = str(n, what);
-        errno = 0;
-        char* end = nullptr;
-        const bool neg = !s.empty() && s[0] == '-';
-        const uint64_t v = neg ? static_cast<uint64_t>(std::strtoll(s.c_str(), &end, 0)) : std::strtoull(s.c_str(), &end, 0);
-        if (s.empty() || *end || errno) fail(n, fmt::format("{}: '{}' is not a number", what, s));
-        return v;
+        const auto v = parse_integer(s);
+        if (!v) fail(n, fmt::format("{}: '{}' is not a number", what, s));
+        return *v;
     }
     void only(const YAML::Node& map, std::initializer_list<const char*> keys, const char* what) const {
         if (!map.IsMap()) fail(map, fmt::format("{}: expected a mapping", what));
@@ -134,11 +131,9 @@ Result<Scenario> load_scenario(const fs::path& file, const std::vector<fs::path>
                         if (!f.IsMap()) r.fail(f, "fields: expected path: value pairs");
                         for (const auto& kv : f) {
                             const std::string v = r.str(kv.second, "field value");
-                            errno = 0;
-                            char* end = nullptr;
-                            const uint64_t n = std::strtoull(v.c_str(), &end, 0);
+                            const auto n = parse_integer(v);
                             const bool quoted = kv.second.Tag() == "!";
-                            if (!quoted && !v.empty() && !*end && !errno) task.spec.fields.emplace_back(kv.first.Scalar(), n);
+                            if (!quoted && n) task.spec.fields.emplace_back(kv.first.Scalar(), *n);
                             else task.spec.strings.emplace_back(kv.first.Scalar(), v);
                         }
                     }
