@@ -840,6 +840,7 @@ private:
                      fmt::format("relocation decision ambiguity: {} {} != {} {} (candidates [{}] and [{}])", c.poison ? "failure" : "success",
                                  c.new_val, best.poison ? "failure" : "success", best.new_val, cand.id, res_.target_type));
             }
+            res_.matches.push_back({cand.btf, cand_spec.root_type_id, cand_spec.raw});
             (*cands)[j++] = cand;
         }
         // Candidates that did not match are dropped for later relocations of this type,

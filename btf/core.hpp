@@ -78,6 +78,15 @@ private:
     std::map<std::pair<const Btf*, uint32_t>, std::vector<Cand>> lists_;
 };
 
+// One matching candidate's access path in the target BTF, as libbpf's target spec: the
+// candidate, and the access string's indices through it ("0:3:1"), anonymous members
+// included (field relocations; the enumerator's index for enum values; none for types).
+struct CoreTargetSpec {
+    const Btf* btf = nullptr;
+    uint32_t root_type_id = 0;
+    std::vector<int32_t> raw;
+};
+
 struct CoreResult {
     bool poison = false;          // no target: the instruction is to be poisoned
     bool validate = true;         // the instruction must hold orig_value before patching
@@ -90,6 +99,9 @@ struct CoreResult {
     uint32_t new_size = 0;
     bool fail_memsz_adjust = false;
     uint32_t target_type = 0;     // the matching candidate (first one), 0 when none
+    // Every matching candidate in candidate order (the first decided); empty when none
+    // matched and for type_id_local. `bpfsim btf record` keeps what these use.
+    std::vector<CoreTargetSpec> matches;
     // libbpf's spec notation, "<byte_off> [21] struct sock.__sk_common.skc_family (0:0:2 @ offset 12)",
     // for the local type and for the target candidate that decided (empty when none).
     std::string local_spec;

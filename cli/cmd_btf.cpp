@@ -1,10 +1,12 @@
 // `bpfsim btf dump FILE [--format c|raw] [--json] [--base FILE]`: bpftool's `btf dump file`.
+// `bpfsim btf record --from KERNEL_BTF --for OBJ... -o OUT`: bpftool's `gen min_core_btf`.
 //
 // FILE is raw BTF (/sys/kernel/btf/vmlinux, a module's /sys/kernel/btf/NAME) or an ELF file
 // with a .BTF section (a BPF object, a kernel module, a vmlinux image). Split BTF needs its
 // base: --base FILE (bpftool's -B), or, as bpftool does, /sys/kernel/btf/vmlinux for the
 // other files of /sys/kernel/btf/. The output is byte-identical to bpftool's.
 #include "btf/dump.hpp"
+#include "btf/record.hpp"
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
@@ -87,9 +89,9 @@ private:
     std::size_t size_ = 0;
 };
 
-// The .BTF section of an ELF file, any machine or class (libbpf's btf__parse_elf).
-// Sets the pointer size from the ELF class, as libbpf does.
-std::span<const uint8_t> btf_from_elf(const std::string& path, Input& file, uint32_t& pointer_size) {
+// A section of an ELF file, any machine or class, or nullopt when there is none. Sets the
+// pointer size from the ELF class, as libbpf does.
+std::optional<std::span<const uint8_t>> elf_section(const std::string& path, Input& file, const char* want, uint32_t& pointer_size) {
     if (elf_version(EV_CURRENT) == EV_NONE) file_error(ErrorCode::Internal, path, "libelf initialisation failed");
     Elf* elf = elf_memory(reinterpret_cast<char*>(file.data()), file.size());
     if (!elf) file_error(ErrorCode::InvalidElf, path, fmt::format("cannot parse ELF: {}", elf_errmsg(-1)));
@@ -105,12 +107,19 @@ std::span<const uint8_t> btf_from_elf(const std::string& path, Input& file, uint
         GElf_Shdr sh;
         if (!gelf_getshdr(scn, &sh)) file_error(ErrorCode::InvalidElf, path, fmt::format("cannot read a section header: {}", elf_errmsg(-1)));
         const char* name = elf_strptr(elf, shstrndx, sh.sh_name);
-        if (!name || std::strcmp(name, ".BTF") != 0) continue;
-        if (sh.sh_type == SHT_NOBITS) file_error(ErrorCode::InvalidElf, path, "section .BTF has no data");
+        if (!name || std::strcmp(name, want) != 0) continue;
+        if (sh.sh_type == SHT_NOBITS) file_error(ErrorCode::InvalidElf, path, fmt::format("section {} has no data", want));
         if (sh.sh_offset > file.size() || sh.sh_size > file.size() - sh.sh_offset)
-            file_error(ErrorCode::InvalidElf, path, fmt::format("section .BTF [{:#x}, +{}) lies outside the file ({} bytes)", sh.sh_offset, sh.sh_size, file.size()));
-        return {file.data() + sh.sh_offset, static_cast<std::size_t>(sh.sh_size)};
+            file_error(ErrorCode::InvalidElf, path,
+                       fmt::format("section {} [{:#x}, +{}) lies outside the file ({} bytes)", want, sh.sh_offset, sh.sh_size, file.size()));
+        return std::span<const uint8_t>{file.data() + sh.sh_offset, static_cast<std::size_t>(sh.sh_size)};
     }
+    return std::nullopt;
+}
+
+// The .BTF section of an ELF file (libbpf's btf__parse_elf).
+std::span<const uint8_t> btf_from_elf(const std::string& path, Input& file, uint32_t& pointer_size) {
+    if (auto s = elf_section(path, file, ".BTF", pointer_size)) return *s;
     file_error(ErrorCode::NotFound, path, "no .BTF section (built without -g?)");
 }
 
@@ -146,19 +155,105 @@ void write_out(std::string_view s) {
 }
 
 const char* const kUsage = "dump FILE [--format c|raw] [--json] [--base FILE]";
+const char* const kRecordUsage = "record --from KERNEL_BTF --for OBJ... -o OUT [--all-candidates]";
+
+// A BPF object's .BTF and .BTF.ext (none when it has no such section), as bpftool's
+// btf__parse reads them for min_core_btf.
+struct ObjectBtf {
+    btf::Btf btf;
+    std::optional<btf::Ext> ext;
+};
+
+ObjectBtf load_object_btf(const std::string& path) {
+    Input file(path);
+    if (file.size() < 4 || std::memcmp(file.data(), "\x7f" "ELF", 4) != 0)
+        file_error(ErrorCode::InvalidElf, path, "not an ELF file (a BPF object is expected)");
+    uint32_t pointer_size = 0;
+    const auto btf_bytes = elf_section(path, file, ".BTF", pointer_size);
+    if (!btf_bytes) file_error(ErrorCode::NotFound, path, "no .BTF section (built without -g?)");
+    auto b = btf::Btf::parse(*btf_bytes, path);
+    if (!b) throw b.error();
+    ObjectBtf out{std::move(*b), std::nullopt};
+    if (const auto ext_bytes = elf_section(path, file, ".BTF.ext", pointer_size)) {
+        auto e = btf::parse_ext(*ext_bytes, out.btf, path);
+        if (!e) throw e.error();
+        out.ext = std::move(*e);
+    }
+    return out;
+}
+
+// `btf record`: bpftool's `gen min_core_btf KERNEL_BTF OUT OBJ...`.
+int cmd_btf_record(const std::vector<std::string>& args) {
+    po::options_description d("options");
+    d.add_options()("from", po::value<std::string>(), "the kernel BTF: raw (/sys/kernel/btf/vmlinux) or an ELF file's .BTF")
+        ("for", po::value<std::vector<std::string>>()->multitoken(), "the BPF objects whose CO-RE relocations are recorded")
+        ("output,o", po::value<std::string>(), "where to write the minimal BTF (raw BTF)")
+        ("all-candidates", "keep what every matching kernel type uses, not only the first (bpftool's choice)")
+        ("help,h", "show this help");
+    po::positional_options_description pos;
+    pos.add("for", -1);
+    po::variables_map vm;
+    po::store(po::command_line_parser(args).options(d).positional(pos).run(), vm);
+    if (vm.count("help")) {
+        std::cout << "usage: bpfsim btf " << kRecordUsage << "\n\n"
+                  << "  Writes the part of KERNEL_BTF that the objects' CO-RE relocations use, as bpftool's\n"
+                  << "  `gen min_core_btf` does: relocating against OUT gives the same results as against\n"
+                  << "  KERNEL_BTF, in a few KiB (for `run --btf`, scenarios, or libbpf's btf_custom_path).\n\n"
+                  << d << "\n";
+        return 0;
+    }
+    po::notify(vm);
+    if (!vm.count("from")) throw Error(ErrorCode::Usage, "btf record: give the kernel BTF to record from (--from FILE)");
+    if (!vm.count("for")) throw Error(ErrorCode::Usage, "btf record: give the BPF objects to record for (--for OBJ...)");
+    if (!vm.count("output")) throw Error(ErrorCode::Usage, "btf record: give the output file (-o OUT)");
+    const std::string from = vm["from"].as<std::string>(), output = vm["output"].as<std::string>();
+    const auto& paths = vm["for"].as<std::vector<std::string>>();
+
+    uint32_t pointer_size = 0;
+    const btf::Btf target = load_btf(from, nullptr, pointer_size);
+    std::vector<ObjectBtf> objects;
+    objects.reserve(paths.size());
+    for (const auto& p : paths) objects.push_back(load_object_btf(p));
+    std::vector<std::pair<const btf::Btf*, const btf::Ext*>> inputs;
+    for (const auto& o : objects) inputs.emplace_back(&o.btf, o.ext ? &*o.ext : nullptr);
+
+    btf::RecordOptions opts;
+    opts.all_candidates = vm.count("all-candidates") > 0;
+    btf::RecordStats stats;
+    auto out = btf::record_min_btf(target, inputs, opts, &stats);
+    if (!out) throw out.error();
+
+    std::FILE* f = std::fopen(output.c_str(), "wb");
+    if (!f) file_error(ErrorCode::Io, output, fmt::format("cannot create: {}", std::strerror(errno)));
+    const bool written = std::fwrite(out->data(), 1, out->size(), f) == out->size();
+    const int err = errno;
+    if (std::fclose(f) != 0 || !written) {
+        std::remove(output.c_str());
+        file_error(ErrorCode::Io, output, fmt::format("cannot write: {}", std::strerror(written ? errno : err)));
+    }
+    const std::size_t from_size = target.to_bytes().size();
+    fmt::print("{}: {} types, {} members, {} bytes ({:.1f} KiB; {} has {:.1f} MiB) for {} CO-RE relocations ({} matched) of {} object{}\n",
+               output, stats.types, stats.members, out->size(), double(out->size()) / 1024, from, double(from_size) / (1024 * 1024),
+               stats.relocations, stats.matched, stats.objects, stats.objects == 1 ? "" : "s");
+    return 0;
+}
 
 }  // namespace
 
 int cmd_btf(const std::vector<std::string>& args) {
     if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
-        std::cout << "usage: bpfsim btf " << kUsage << "\n\n"
-                  << "  Prints FILE's BTF as bpftool's `btf dump file FILE` does: raw records (the default),\n"
+        std::cout << "usage: bpfsim btf " << kUsage << "\n"
+                  << "       bpfsim btf " << kRecordUsage << "\n\n"
+                  << "  dump: prints FILE's BTF as bpftool's `btf dump file FILE` does: raw records (the default),\n"
                   << "  their JSON form (--json, bpftool -j), or a C header (--format c, vmlinux.h).\n"
                   << "  FILE is raw BTF (/sys/kernel/btf/*) or an ELF file with a .BTF section.\n"
-                  << "  bpftool's words work too: bpfsim btf dump file FILE format c\n";
+                  << "  bpftool's words work too: bpfsim btf dump file FILE format c\n\n"
+                  << "  record: writes the minimal BTF the objects' CO-RE relocations need from KERNEL_BTF,\n"
+                  << "  as bpftool's `gen min_core_btf KERNEL_BTF OUT OBJ...` does (the same bytes).\n";
         return args.empty() ? 2 : 0;
     }
-    if (args[0] != "dump") throw Error(ErrorCode::Usage, fmt::format("btf: unknown sub-verb '{}' (dump)", args[0]));
+    if (args[0] == "record") return cmd_btf_record({args.begin() + 1, args.end()});
+    if (args[0] != "dump") throw Error(ErrorCode::Usage, fmt::format("btf: unknown sub-verb '{}' (dump, record)", args[0]));
     // bpftool's own words work too: `btf dump file FILE format c`.
     std::vector<std::string> rest;
     bool seen_input = false;
