@@ -13,6 +13,7 @@
 #include <cstring>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,13 @@ namespace {
 
 using Args = std::array<uint64_t, 5>;
 constexpr uint64_t kBudget = 1'000'000;
+// Run options with a budget and a dispatcher (no coverage).
+RunOptions opts(uint64_t budget, Dispatch d) {
+    RunOptions o;
+    o.budget = budget;
+    o.dispatch = d;
+    return o;
+}
 
 // What running a program produced, or why compile() refused it.
 struct Outcome {
@@ -45,8 +53,8 @@ Outcome run(std::string_view text, Env& env, Args args = {}, uint64_t budget = k
             const HelperTable& helpers = conformance_helpers()) {
     auto interp = compile_text(text, helpers);
     if (!interp) return {{}, interp.error()};
-    const RunResult a = interp->run(env, args, {budget, Dispatch::Threaded});
-    const RunResult b = interp->run(env, args, {budget, Dispatch::Switch});
+    const RunResult a = interp->run(env, args, opts(budget, Dispatch::Threaded));
+    const RunResult b = interp->run(env, args, opts(budget, Dispatch::Switch));
     INFO("threaded and switch dispatch must agree on:\n" << text);
     CHECK(a.r0 == b.r0);
     CHECK(a.insns == b.insns);
@@ -462,8 +470,8 @@ TEST_CASE("the stack: 512 zeroed bytes below r10, nothing else", "[interp]") {
         REQUIRE(dirty.ok());
         REQUIRE(check.ok());
         for (auto d : {Dispatch::Threaded, Dispatch::Switch}) {
-            REQUIRE(dirty->run(env, {}, {kBudget, d}).ok());
-            const RunResult r = check->run(env, {}, {kBudget, d});
+            REQUIRE(dirty->run(env, {}, opts(kBudget, d)).ok());
+            const RunResult r = check->run(env, {}, opts(kBudget, d));
             REQUIRE(r.ok());
             CHECK(r.r0 == 0);
         }
@@ -1131,7 +1139,7 @@ TEST_CASE("callx of a forged function address inside an lddw traps instead of cr
                                                                << " means a BadCall trap, negative a signal");
         const int status = in_child([&] {
             Env env;
-            return status_of(interp->run(env, {}, {1000, d}));
+            return status_of(interp->run(env, {}, opts(1000, d)));
         });
         CHECK(status == expected);
     }
@@ -1153,7 +1161,7 @@ TEST_CASE("compile() refuses a program that can run past its last instruction", 
         } else {
             const int status = in_child([&] {
                 Env env;
-                return status_of(interp->run(env, {}, {1000, Dispatch::Threaded}));
+                return status_of(interp->run(env, {}, opts(1000, Dispatch::Threaded)));
             });
             INFO("compiled; running it in a child process ended with status " << status
                                                                                << " (negative: a signal)");
@@ -1276,4 +1284,277 @@ exit)";
     CHECK(t1.kind == t2.kind);
     CHECK(t1.pc == t2.pc);
     CHECK(t1.message == t2.message);
+}
+
+// ──────────────────────────────── coverage ────────────────────────────────
+
+namespace {
+// Helper 5, bpf_loop's shape: calls fn(i, ctx) for i = 0..n-1 until it returns 1; the turns run.
+uint64_t loop_helper(uint64_t n, uint64_t fn, uint64_t ctx, uint64_t, uint64_t, Env& env) {
+    uint64_t i = 0;
+    while (i < n) {
+        const uint64_t r = env.call_function(fn, {i, ctx, 0, 0, 0});
+        ++i;
+        if (env.request != Request::None || r == 1) break;
+    }
+    return i;
+}
+HelperTable with_loop() {
+    HelperTable t = conformance_helpers();
+    t.add({5, "loop", {}, loop_helper});
+    return t;
+}
+
+uint64_t sum(const std::vector<uint64_t>& v) {
+    uint64_t s = 0;
+    for (uint64_t x : v) s += x;
+    return s;
+}
+
+// Runs `text` with coverage into cov, after checking that the uncounted dispatchers give the
+// same r0, instruction count and trap.
+RunResult run_counted(std::string_view text, Coverage& cov, const HelperTable& helpers = conformance_helpers(),
+                      Args args = {}, uint64_t budget = kBudget) {
+    auto interp = compile_text(text, helpers);
+    REQUIRE(interp.ok());
+    Env env;
+    RunOptions ro = opts(budget, Dispatch::Threaded);
+    const RunResult plain = interp->run(env, args, ro);
+    ro.coverage = &cov;
+    const RunResult counted = interp->run(env, args, ro);
+    INFO(text);
+    CHECK(plain.r0 == counted.r0);
+    CHECK(plain.insns == counted.insns);
+    REQUIRE(plain.trap.has_value() == counted.trap.has_value());
+    if (plain.trap) {
+        CHECK(plain.trap->kind == counted.trap->kind);
+        CHECK(plain.trap->pc == counted.trap->pc);
+        // Messages about memory name stack addresses, which differ between the two runs.
+        if (plain.trap->kind != TrapKind::MemoryFault && plain.trap->kind != TrapKind::Helper)
+            CHECK(plain.trap->message == counted.trap->message);
+    }
+    CHECK(cov.hits.size() == interp->program().insns.size());
+    CHECK(cov.taken.size() == interp->program().insns.size());
+    return counted;
+}
+
+using Counts = std::vector<uint64_t>;
+}  // namespace
+
+TEST_CASE("coverage: straight code counts each instruction once a run, lddw at its first slot", "[interp][coverage]") {
+    Coverage cov;
+    const char* prog = "mov %r0, 1\nadd %r0, 2\nlddw %r1, 0x100000000\nadd %r0, %r1\nexit";
+    auto r = run_counted(prog, cov);
+    REQUIRE(r.ok());
+    CHECK(r.r0 == 0x100000003);
+    CHECK(cov.hits == Counts{1, 1, 1, 0, 1, 1});
+    CHECK(cov.taken == Counts{0, 0, 0, 0, 0, 0});
+    CHECK(sum(cov.hits) == r.insns);
+    // counters add up over runs
+    run_counted(prog, cov);
+    CHECK(cov.hits == Counts{2, 2, 2, 0, 2, 2});
+    // reset() sizes and zeroes
+    cov.reset(3);
+    CHECK(cov.hits == Counts{0, 0, 0});
+    run_counted(prog, cov);
+    CHECK(cov.hits == Counts{1, 1, 1, 0, 1, 1});
+}
+
+TEST_CASE("coverage: a loop's body and its branch, taken and not taken", "[interp][coverage]") {
+    Coverage cov;
+    auto r = run_counted(R"(
+mov %r0, 0
+mov %r1, 0
+l:
+add %r0, %r1
+add %r1, 1
+jlt %r1, 5, l
+jeq %r0, 100, +2
+ja +0
+exit
+mov %r0, 1
+exit)", cov);
+    REQUIRE(r.ok());
+    CHECK(r.r0 == 10);
+    CHECK(cov.hits == Counts{1, 1, 5, 5, 5, 1, 1, 1, 0, 0});
+    CHECK(cov.taken == Counts{0, 0, 0, 0, 4, 0, 1, 0, 0, 0});   // the back edge 4 of 5 times; ja always
+    CHECK(sum(cov.hits) == r.insns);
+}
+
+TEST_CASE("coverage: bpf2bpf calls count in the callee's pcs", "[interp][coverage]") {
+    Coverage cov;
+    auto r = run_counted(R"(
+mov %r6, 0
+mov %r7, 0
+l:
+mov %r1, %r6
+call local f
+add %r7, %r0
+add %r6, 1
+jlt %r6, 3, l
+mov %r0, %r7
+exit
+f:
+jset %r1, 1, +2
+mov %r0, 0
+exit
+mov %r0, 1
+exit)", cov);
+    REQUIRE(r.ok());
+    CHECK(r.r0 == 1);
+    CHECK(cov.hits == Counts{1, 1, 3, 3, 3, 3, 3, 1, 1, 3, 2, 2, 1, 1});
+    CHECK(cov.taken == Counts{0, 0, 0, 0, 0, 0, 2, 0, 0, 1, 0, 0, 0, 0});
+    CHECK(sum(cov.hits) == r.insns);
+}
+
+TEST_CASE("coverage: callbacks run by a helper (bpf_loop) count in the program", "[interp][coverage]") {
+    Coverage cov;
+    const char* prog = R"(
+mov %r1, 4
+lddw %r2, func(cb)
+mov %r3, 0
+call 5
+exit
+cb:
+jgt %r1, 1, +2
+mov %r0, 0
+exit
+mov %r0, 0
+exit)";
+    auto r = run_counted(prog, cov, with_loop());
+    REQUIRE(r.ok());
+    CHECK(r.r0 == 4);
+    CHECK(cov.hits == Counts{1, 1, 0, 1, 1, 1, 4, 2, 2, 2, 2});
+    CHECK(cov.taken == Counts{0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0});
+    CHECK(sum(cov.hits) == r.insns);
+    // a callback that ends the loop early (returns 1 at i = 1)
+    Coverage early;
+    r = run_counted("mov %r1, 9\nlddw %r2, func(cb)\nmov %r3, 0\ncall 5\nexit\ncb:\nmov %r0, %r1\nexit", early, with_loop());
+    REQUIRE(r.ok());
+    CHECK(r.r0 == 2);
+    CHECK(early.hits == Counts{1, 1, 0, 1, 1, 1, 2, 2});
+    CHECK(sum(early.hits) == r.insns);
+}
+
+TEST_CASE("coverage: tail calls count in the target's own counters", "[interp][coverage]") {
+    auto target = compile_text("mov %r0, %r1\njeq %r0, 5, +1\nadd %r0, 1\nexit");
+    REQUIRE(target.ok());
+    tail_target = &*target;
+    auto entry = compile_text("call local f\nadd %r0, 100\nexit\nf:\nmov %r1, 5\ncall 9\nmov %r0, 99\nexit", with_tail_call());
+    REQUIRE(entry.ok());
+    Env env;
+    const RunResult plain = entry->run(env);
+    REQUIRE(plain.ok());
+    std::map<const Program*, Coverage> programs;
+    std::vector<const Program*> asked;
+    auto counters = [&](const Program& p) {
+        asked.push_back(&p);
+        return &programs[&p];
+    };
+    SECTION("the entry in `coverage`, the target through `counters`") {
+        Coverage cov;
+        RunOptions ro;
+        ro.coverage = &cov;
+        ro.counters = counters;
+        const RunResult r = entry->run(env, {}, ro);
+        REQUIRE(r.ok());
+        CHECK(r.r0 == plain.r0);
+        CHECK(r.r0 == 105);
+        CHECK(r.insns == plain.insns);
+        CHECK(cov.hits == Counts{1, 1, 1, 1, 1, 0, 0});   // the return lands back in the entry after the tail call
+        CHECK(asked == std::vector<const Program*>{&target->program()});
+        const Coverage& t = programs[&target->program()];
+        CHECK(t.hits == Counts{1, 1, 0, 1});
+        CHECK(t.taken == Counts{0, 1, 0, 0});
+        CHECK(sum(cov.hits) + sum(t.hits) == r.insns);
+    }
+    SECTION("only `counters`: the entry is asked for too, each program once a run") {
+        RunOptions ro;
+        ro.counters = counters;
+        for (int i = 0; i < 2; ++i) {
+            const RunResult r = entry->run(env, {}, ro);
+            REQUIRE(r.ok());
+            CHECK(r.r0 == 105);
+        }
+        CHECK(asked == std::vector<const Program*>{&entry->program(), &target->program(), &entry->program(), &target->program()});
+        CHECK(programs[&entry->program()].hits == Counts{2, 2, 2, 2, 2, 0, 0});
+        CHECK(programs[&target->program()].hits == Counts{2, 2, 0, 2});
+    }
+    SECTION("only `coverage`: the target is not counted, the entry is") {
+        Coverage cov;
+        RunOptions ro;
+        ro.coverage = &cov;
+        const RunResult r = entry->run(env, {}, ro);
+        REQUIRE(r.ok());
+        CHECK(r.r0 == 105);
+        CHECK(cov.hits == Counts{1, 1, 1, 1, 1, 0, 0});
+    }
+    SECTION("`counters` returning null: that program is not counted") {
+        Coverage cov;
+        RunOptions ro;
+        ro.coverage = &cov;
+        ro.counters = [](const Program&) -> Coverage* { return nullptr; };
+        const RunResult r = entry->run(env, {}, ro);
+        REQUIRE(r.ok());
+        CHECK(r.r0 == 105);
+        CHECK(cov.hits == Counts{1, 1, 1, 1, 1, 0, 0});
+    }
+    tail_target = nullptr;
+}
+
+TEST_CASE("coverage: results and traps are the same with and without counting", "[interp][coverage]") {
+    const char* deterministic = R"(
+mov %r0, 1
+mov %r1, 0
+l:
+mul %r0, 3
+xor %r0, %r1
+stxdw [%r10-8], %r0
+ldxw %r2, [%r10-6]
+add %r0, %r2
+call local f
+add %r1, 1
+jlt %r1, 50, l
+exit
+f:
+lddw %r3, 0x9e3779b97f4a7c15
+xor %r0, %r3
+exit)";
+    Coverage cov;
+    auto r = run_counted(deterministic, cov);
+    REQUIRE(r.ok());
+    CHECK(sum(cov.hits) == r.insns);
+    CHECK(cov.hits[7] == 50);     // call local f
+    CHECK(cov.hits[11] == 50);    // f's lddw
+    CHECK(cov.taken[9] == 49);
+    SECTION("budget trap") {
+        Coverage c;
+        auto t = run_counted("mov %r0, 0\nl:\nadd %r0, 1\nja l", c, conformance_helpers(), {}, 500);
+        REQUIRE(t.trap.has_value());
+        CHECK(t.trap->kind == TrapKind::Budget);
+        CHECK(c.hits[0] == 1);
+        CHECK(c.hits[1] + c.hits[2] >= 498);
+    }
+    SECTION("memory fault: the faulting instruction is counted, what follows is not") {
+        Coverage c;
+        auto t = run_counted("mov %r0, 0\nldxb %r0, [%r1+0]\nexit", c);
+        REQUIRE(t.trap.has_value());
+        CHECK(t.trap->kind == TrapKind::MemoryFault);
+        CHECK(c.hits == Counts{1, 1, 0});
+    }
+    SECTION("a helper that ends the program") {
+        HelperTable h = conformance_helpers();
+        Coverage c;
+        auto t = run_counted("mov %r1, 0\ncall 5\nmov %r0, 3\nexit", c, h);   // unwind(0) stops with r0 = 0
+        REQUIRE(t.ok());
+        CHECK(t.r0 == 0);
+        CHECK(c.hits == Counts{1, 1, 0, 0});
+    }
+    SECTION("a trap inside a callback") {
+        Coverage c;
+        auto t = run_counted("mov %r1, 3\nlddw %r2, func(cb)\nmov %r3, 0\ncall 5\nexit\ncb:\nldxb %r0, [%r2+0]\nexit", c,
+                             with_loop());
+        REQUIRE(t.trap.has_value());
+        CHECK(c.hits == Counts{1, 1, 0, 1, 1, 0, 1, 0});
+    }
 }

@@ -10,6 +10,9 @@
 // pc - start(pc) + 1. Summed over a run this is exactly the number of instructions
 // executed, and every loop charges a positive amount per turn, so the budget is
 // checked only on taken jumps, calls and exits.
+//
+// Coverage (RunOptions::coverage/programs) runs a third instantiation of execute(): the
+// switch dispatcher counting at `dispatch:` and in TAKE. The other two are unchanged.
 #include "vm/vm.hpp"
 
 #include <fmt/format.h>
@@ -87,14 +90,37 @@ struct Interpreter::Impl {
         int64_t* budget;
     };
 
-    template <bool Threaded>
+    // Where a counting run adds up: one per top-level run, shared with its callbacks.
+    struct Counters {
+        const Impl* entry;        // the program run
+        const RunOptions* opts;
+        std::vector<std::pair<const Impl*, Coverage*>> seen;   // programs entered so far
+        std::vector<std::unique_ptr<Coverage>> uncounted;      // for programs nobody counts
+        // The counters of impl's program, grown to its size the first time it is entered in
+        // the run, so pointers into them stay valid while outer frames hold them.
+        Coverage& of(const Impl* impl) {
+            for (const auto& [i, c] : seen)
+                if (i == impl) return *c;
+            Coverage* c = impl == entry && opts->coverage ? opts->coverage : opts->counters ? opts->counters(impl->prog) : nullptr;
+            if (!c) c = uncounted.emplace_back(std::make_unique<Coverage>()).get();
+            const std::size_t n = impl->prog.insns.size();
+            if (c->hits.size() < n) c->hits.resize(n, 0);
+            if (c->taken.size() < n) c->taken.resize(n, 0);
+            seen.emplace_back(impl, c);
+            return *c;
+        }
+    };
+
+    template <bool Threaded, bool Count = false>
     static RunResult execute(const Impl* self, Env& env, const std::array<uint64_t, 5>& args, const RunOptions& opts,
-                             const void* const** labels_out, const Nested* nested = nullptr);
+                             const void* const** labels_out, const Nested* nested = nullptr, Counters* counters = nullptr);
 };
 
-template <bool Threaded>
+template <bool Threaded, bool Count>
 RunResult Interpreter::Impl::execute(const Impl* self, Env& env, const std::array<uint64_t, 5>& args,
-                                     const RunOptions& opts, const void* const** labels_out, const Nested* nested) {
+                                     const RunOptions& opts, const void* const** labels_out, const Nested* nested,
+                                     Counters* counters) {
+    static_assert(!(Threaded && Count), "counting runs use the switch dispatcher");
     if constexpr (Threaded) {
         static const void* const labels[] = {
 #define BPF_OP(ID, CODE, DISC, DVAL, FORM, MNEM, SYM) &&L_##ID,
@@ -142,6 +168,8 @@ RunResult Interpreter::Impl::execute(const Impl* self, Env& env, const std::arra
     int64_t helper_id = 0;
     std::string trap_msg;
     RunResult result;
+    [[maybe_unused]] uint64_t* hits = nullptr;    // counting runs: the running program's counters
+    [[maybe_unused]] uint64_t* taken = nullptr;
 
 #define DST reg[ip->dst]
 #define SRC reg[ip->src]
@@ -162,11 +190,21 @@ RunResult Interpreter::Impl::execute(const Impl* self, Env& env, const std::arra
     do {                                              \
         budget -= charge[ip - base];                  \
         if (budget < 0) [[unlikely]] goto trap_budget; \
+        if constexpr (Count) ++taken[ip - base];      \
         ip += 1 + (delta);                            \
         DISPATCH();                                   \
     } while (0)
+// After `self` changed (tail call, return across one): count in its program's counters.
+#define COUNT_IN_SELF()                                    \
+    do {                                                   \
+        if constexpr (Count) {                             \
+            Coverage& cov_ = counters->of(self);           \
+            hits = cov_.hits.data();                       \
+            taken = cov_.taken.data();                     \
+        }                                                  \
+    } while (0)
 #define CHARGE_HERE() (budget -= self->upto[static_cast<std::size_t>(ip - base)], charged = true)
-#define SET_SITE() (env.site = CallbackSite{self, reg[10], stack_top, depth_base + depth + 1, &budget, Threaded})
+#define SET_SITE() (env.site = CallbackSite{self, reg[10], stack_top, depth_base + depth + 1, &budget, Threaded, counters})
 #define CHECK(addr, size, perm)                                 \
     do {                                                        \
         if (!env.mem.allows(addr, size, perm)) [[unlikely]] {   \
@@ -177,10 +215,12 @@ RunResult Interpreter::Impl::execute(const Impl* self, Env& env, const std::arra
         }                                                       \
     } while (0)
 
+    COUNT_IN_SELF();
     if (nested && depth_base + 1 > kMaxCallDepth) [[unlikely]] goto trap_call_depth;
     DISPATCH();
 
 dispatch:
+    if constexpr (Count) ++hits[ip - base];
     switch (static_cast<Op>(ip->op)) {
 #include "vm/interp_body.inc"
     case Op::Count:
@@ -226,6 +266,7 @@ helper_request_charged:
         base = Threaded ? self->threaded.data() : self->switched.data();
         n_slots = self->threaded.size();
         charge = self->charge.data();
+        COUNT_IN_SELF();
         reg[1] = env.request_value;
         frame_loops = kMayGotoLoops;
         charged = false;   // the target's regions are charged as they end
@@ -313,6 +354,7 @@ done_ok:
 #undef DISPATCH
 #undef NEXT
 #undef TAKE
+#undef COUNT_IN_SELF
 #undef CHARGE_HERE
 #undef CHECK
 #undef SET_SITE
@@ -447,8 +489,10 @@ uint64_t Env::call_function(uint64_t func, std::array<uint64_t, 5> args) {
     const CallbackSite saved = site;
     const Impl::Nested nested{pc, site.r10, site.stack_top, site.depth, site.budget};
     RunOptions ro;
-    RunResult r = site.threaded ? Impl::execute<true>(impl, *this, args, ro, nullptr, &nested)
-                                : Impl::execute<false>(impl, *this, args, ro, nullptr, &nested);
+    auto* counters = static_cast<Impl::Counters*>(site.counters);
+    RunResult r = counters        ? Impl::execute<false, true>(impl, *this, args, ro, nullptr, &nested, counters)
+                  : site.threaded ? Impl::execute<true>(impl, *this, args, ro, nullptr, &nested)
+                                  : Impl::execute<false>(impl, *this, args, ro, nullptr, &nested);
     site = saved;
     if (r.trap) {
         request_trap(fmt::format("in callback at pc {}: {}", pc, r.trap->message));
@@ -458,6 +502,10 @@ uint64_t Env::call_function(uint64_t func, std::array<uint64_t, 5> args) {
 }
 
 RunResult Interpreter::run(Env& env, std::array<uint64_t, 5> args, const RunOptions& opts) const {
+    if (opts.coverage || opts.counters) [[unlikely]] {
+        Impl::Counters counters{impl_.get(), &opts, {}, {}};
+        return Impl::execute<false, true>(impl_.get(), env, args, opts, nullptr, nullptr, &counters);
+    }
     if (opts.dispatch == Dispatch::Threaded) return Impl::execute<true>(impl_.get(), env, args, opts, nullptr);
     return Impl::execute<false>(impl_.get(), env, args, opts, nullptr);
 }

@@ -13,6 +13,7 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -294,6 +295,7 @@ struct CallbackSite {
     unsigned depth = 0;             // frames in use, the caller included
     int64_t* budget = nullptr;      // the run's remaining budget, shared with callbacks
     bool threaded = true;
+    void* counters = nullptr;       // a counting run's coverage counters, shared with callbacks
 };
 
 // The world a program runs in. The harness derives from it to add maps, clocks,
@@ -348,6 +350,7 @@ struct Program {
     std::string file;
     std::vector<Insn> insns;
     std::vector<LineInfo> lines;   // sorted by pc; may be empty
+    std::vector<std::pair<std::size_t, std::string>> functions;   // first pc -> name, entry first; may be empty
 
     // "file.c:42: return x;" for pc, or "" when there is no line_info.
     std::string source_line(std::size_t pc) const;
@@ -383,9 +386,28 @@ struct RunResult {
 
 enum class Dispatch { Threaded, Switch };
 
+// Execution counts of one program by pc, for coverage and profiles (see RunOptions).
+struct Coverage {
+    std::vector<uint64_t> hits;    // times the instruction at pc ran (an lddw counts at its first slot)
+    std::vector<uint64_t> taken;   // times the jump at pc jumped (conditional jumps, may_goto; ja always)
+    void reset(std::size_t n) {
+        hits.assign(n, 0);
+        taken.assign(n, 0);
+    }
+};
+
 struct RunOptions {
     uint64_t budget = 1'000'000;       // instructions; 0 means no limit
     Dispatch dispatch = Dispatch::Threaded;
+    // Coverage counters. A run adds to them (the caller zeroes them) and grows vectors shorter
+    // than the program. With either set the run takes a counting copy of the switch
+    // dispatcher (`dispatch` is ignored); with neither the hot loop is the uncounted one.
+    // bpf2bpf calls and callbacks (bpf_loop, ...) count in their program's counters.
+    Coverage* coverage = nullptr;      // the program run
+    // The counters of another program, asked once per run for each program it enters by a
+    // tail call (and for the program run when `coverage` is null). Null, or returning null:
+    // that program is not counted.
+    std::function<Coverage*(const Program&)> counters = nullptr;
 };
 
 inline constexpr unsigned kStackSize = 512;      // bytes per frame
