@@ -442,9 +442,15 @@ int run_object(const po::variables_map& vm, const vm::RunOptions& opts) {
         for (const auto& f : vm["field"].as<std::vector<std::string>>()) {
             const auto eq = f.find('=');
             if (eq == std::string::npos || eq == 0) throw Error(ErrorCode::Usage, fmt::format("--field '{}': write NAME=VALUE", f));
-            spec.fields.emplace_back(f.substr(0, eq), parse_number(f.substr(eq + 1), "--field " + f.substr(0, eq)));
+            // A number, or text (char arrays, __data_loc strings, string arguments): NAME="TEXT"
+            // or any value that is not a number.
+            std::string v = f.substr(eq + 1);
+            const auto n = harness::parse_integer(v);
+            if (v.size() >= 2 && v.front() == '"' && v.back() == '"') spec.strings.emplace_back(f.substr(0, eq), v.substr(1, v.size() - 2));
+            else if (n) spec.fields.emplace_back(f.substr(0, eq), *n);
+            else spec.strings.emplace_back(f.substr(0, eq), std::move(v));
         }
-        auto built = harness::build_context(def->type, def->attach, spec, w.options());
+        auto built = harness::build_context(def->type, def->attach, spec, w.options(), w.has_kernel() ? &w.kernel() : nullptr);
         if (!built) throw built.error();
         ctx = std::move(built.value());
     } else if (!vm["arg"].as<std::vector<std::string>>().empty() || !vm["field"].as<std::vector<std::string>>().empty()) {
@@ -571,7 +577,8 @@ int cmd_run(const std::vector<std::string>& args) {
         ("arg", po::value<std::vector<std::string>>()->default_value({}, "")->composing(),
          "tracing programs: the next argument (kprobe: di, si, dx, cx, r8, r9; fentry/raw_tp: args[]; sys_enter_*: args)")
         ("field", po::value<std::vector<std::string>>()->default_value({}, "")->composing(),
-         "tracing programs: NAME=VALUE of a context field (a register, common_pid, ret, OFFSET:SIZE)")
+         "tracing programs: NAME=VALUE of a context field (a register, common_pid, ret, a tracepoint field by name, "
+         "NAME[i], OFFSET:SIZE); text for char arrays, __data_loc strings and string arguments")
         ("map-init", po::value<std::string>()->default_value(""), "fill maps first from a JSON file ({\"MAP\": [{\"key\": .., \"value\": ..}]})")
         ("kconfig", po::value<std::vector<std::string>>()->default_value({}, "")->composing(), "CONFIG_NAME=VALUE for __kconfig externs")
         ("ncpus", po::value<unsigned>()->default_value(1), "CPUs of per-CPU maps")
@@ -711,7 +718,7 @@ const std::map<std::string, Verb>& verbs() {
         {"prog", {"prog list OBJ: list an object's programs", cmd_prog}},
         {"map", {"map list|dump OBJ: an object's maps and their initial contents", cmd_map}},
         {"test", {"run scenarios (YAML): one line per step, then 'N passed, M failed'", cmd_test}},
-        {"btf", {"btf dump FILE: BTF as bpftool prints it (raw, --json, --format c)", cmd_btf}},
+        {"btf", {"btf dump FILE: BTF as bpftool prints it (raw, --json, --format c); btf record: minimal BTF for CO-RE", cmd_btf}},
     };
     return v;
 }

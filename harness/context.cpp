@@ -2,9 +2,9 @@
 // bpf_perf_event_data, laid out as on x86-64 Linux.
 #include "harness/harness.hpp"
 
-#include <asm/unistd_64.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -30,29 +30,55 @@ std::optional<std::size_t> reg_offset(std::string_view name) {
     return std::nullopt;
 }
 
-// x86-64 syscall numbers, for the __syscall_nr field of syscalls/sys_{enter,exit}_NAME.
-#define BPFSIM_SYSCALLS(X)                                                                                                     \
-    X(read) X(write) X(open) X(close) X(stat) X(fstat) X(lstat) X(poll) X(lseek) X(mmap) X(mprotect) X(munmap) X(brk)          \
-    X(ioctl) X(pread64) X(pwrite64) X(readv) X(writev) X(access) X(pipe) X(select) X(dup) X(dup2) X(nanosleep) X(getpid)       \
-    X(socket) X(connect) X(accept) X(sendto) X(recvfrom) X(sendmsg) X(recvmsg) X(shutdown) X(bind) X(listen) X(clone) X(fork)  \
-    X(vfork) X(execve) X(exit) X(wait4) X(kill) X(uname) X(fcntl) X(fsync) X(truncate) X(getdents64) X(getcwd) X(chdir)       \
-    X(rename) X(mkdir) X(rmdir) X(unlink) X(symlink) X(readlink) X(chmod) X(chown) X(umask) X(getuid) X(getgid) X(setuid)      \
-    X(setgid) X(geteuid) X(getppid) X(setsid) X(ptrace) X(mount) X(umount2) X(reboot) X(init_module) X(delete_module)          \
-    X(gettid) X(tkill) X(futex) X(exit_group) X(openat) X(mkdirat) X(unlinkat) X(renameat) X(renameat2) X(accept4) X(dup3)    \
-    X(pipe2) X(finit_module) X(bpf) X(execveat) X(clone3) X(openat2) X(memfd_create) X(setns) X(unshare) X(prctl) X(chroot)  \
-    X(capset) X(kexec_load) X(io_uring_setup) X(io_uring_enter) X(pidfd_open) X(process_vm_readv) X(process_vm_writev)
+// Facts of Linux 6.18 tracepoints BTF does not hold (scripts/gen_tracepoints.py).
+struct SyscallInfo {
+    std::string_view name;
+    int nr;
+    std::string_view args;   // "dfd filename* flags mode": '*' marks a user string
+};
+constexpr SyscallInfo kSyscalls[] = {
+#define TP_CLASS(cat, ev, cls)
+#define TP_SYSCALL(name, nr, args) {#name, nr, args},
+#include "harness/tracepoints.def"
+#undef TP_SYSCALL
+#undef TP_CLASS
+};
+struct EventClass {
+    std::string_view category, event, cls;
+};
+constexpr EventClass kClasses[] = {
+#define TP_CLASS(cat, ev, cls) {#cat, #ev, #cls},
+#define TP_SYSCALL(name, nr, args)
+#include "harness/tracepoints.def"
+#undef TP_SYSCALL
+#undef TP_CLASS
+};
 
-int64_t syscall_number(std::string_view name) {
-#define BPFSIM_SYSCALL_ROW(n) if (name == #n) return __NR_##n;
-    BPFSIM_SYSCALLS(BPFSIM_SYSCALL_ROW)
-#undef BPFSIM_SYSCALL_ROW
-    return -1;
+const SyscallInfo* find_syscall(std::string_view name) {
+    for (const auto& s : kSyscalls)
+        if (s.name == name) return &s;
+    return nullptr;
 }
+
+// How a text field is stored.
+enum class TextKind : uint8_t {
+    CharArray,   // char comm[16]: copied in, cut to the array's size with a NUL
+    DataLoc,     // u32 __data_loc_NAME: (length << 16) | offset of the text from the record start
+    RelLoc,      // u32 __rel_loc_NAME: the same with the offset from the end of the u32
+    UserPtr,     // a syscall argument: a pointer to a copy in user memory
+};
+struct TextField {
+    std::string name;
+    std::size_t off, size;
+    TextKind kind;
+};
 
 struct Layout {
     std::vector<uint8_t> bytes;
     std::vector<std::pair<std::string, std::pair<std::size_t, std::size_t>>> fields;   // name -> (offset, size)
+    std::vector<TextField> texts;
     std::size_t args_at = 0, max_args = 0;   // where positional arguments go, 8 bytes each
+    std::string described_by;                // "struct trace_event_raw_sched_switch", for messages
 
     void set(std::size_t off, std::size_t size, uint64_t v) { std::memcpy(bytes.data() + off, &v, size); }
     const std::pair<std::size_t, std::size_t>* field(std::string_view n) const {
@@ -64,6 +90,38 @@ struct Layout {
 
 [[noreturn]] void usage(std::string_view what) { throw Error(ErrorCode::Usage, std::string(what)); }
 
+// The members of a trace_event_raw_* struct as fields: integers and pointers by name, array
+// elements as NAME[i], char arrays and __data_loc/__rel_loc members as text.
+void btf_record_fields(Layout& l, const btf::Btf& b, uint32_t struct_id) {
+    const btf::Type st = b.type(struct_id);
+    for (uint32_t i = 0; i < st.vlen(); ++i) {
+        const btf::Member m = st.member(i);
+        if (m.name.empty() || m.name == "ent" || m.name == "__data" || m.bitfield_size || m.bit_offset % 8) continue;
+        const std::size_t off = m.bit_offset / 8;
+        const uint32_t t = b.resolve(m.type);
+        const btf::Type mt = b.type(t);
+        std::string_view name = m.name;
+        if (name.starts_with("__data_loc_")) {
+            l.texts.push_back({std::string(name.substr(11)), off, 4, TextKind::DataLoc});
+        } else if (name.starts_with("__rel_loc_")) {
+            l.texts.push_back({std::string(name.substr(10)), off, 4, TextKind::RelLoc});
+        }
+        if (mt.kind() == btf::Kind::Array) {
+            const btf::ArrayInfo a = mt.array();
+            const btf::Type elem = b.type(b.resolve(a.type));
+            const uint64_t esize = b.size_of(a.type);
+            if (elem.kind() == btf::Kind::Int && esize == 1 && (elem.int_encoding() & btf::kIntChar || elem.name() == "char"))
+                l.texts.push_back({std::string(name), off, a.nelems, TextKind::CharArray});
+            if (esize == 1 || esize == 2 || esize == 4 || esize == 8)
+                for (uint32_t k = 0; k < a.nelems && k < 64; ++k)
+                    l.fields.push_back({fmt::format("{}[{}]", name, k), {off + k * esize, esize}});
+            continue;
+        }
+        const uint64_t size = b.size_of(m.type);
+        if (size == 1 || size == 2 || size == 4 || size == 8) l.fields.push_back({std::string(name), {off, size}});
+    }
+}
+
 Layout tracepoint_layout(std::string_view attach, const WorldOptions& w) {
     Layout l;
     // struct trace_entry: the header every record starts with.
@@ -73,12 +131,30 @@ Layout tracepoint_layout(std::string_view attach, const WorldOptions& w) {
     const std::string_view cat = attach.substr(0, slash), ev = slash == std::string_view::npos ? "" : attach.substr(slash + 1);
     int64_t nr = -1;
     if (cat == "syscalls" && ev.starts_with("sys_enter_")) {
-        nr = syscall_number(ev.substr(10));
+        // struct syscall_trace_enter: header, int __syscall_nr, unsigned long args[6].
         l.fields.push_back({"__syscall_nr", {8, 4}});
-        for (int i = 0; i < 6; ++i) l.fields.push_back({fmt::format("arg{}", i), {16 + 8 * std::size_t(i), 8}});
-        l.args_at = 16, l.max_args = 6, size = 64;
+        std::size_t nargs = 6;
+        if (const SyscallInfo* sc = find_syscall(ev.substr(10))) {
+            nr = sc->nr;
+            nargs = 0;
+            for (std::string_view rest = sc->args; !rest.empty();) {
+                const std::size_t sp = rest.find(' ');
+                std::string_view a = rest.substr(0, sp);
+                rest = sp == std::string_view::npos ? "" : rest.substr(sp + 1);
+                const std::size_t off = 16 + 8 * nargs++;
+                if (a.ends_with('*')) {
+                    a.remove_suffix(1);
+                    l.texts.push_back({std::string(a), off, 8, TextKind::UserPtr});
+                }
+                l.fields.push_back({std::string(a), {off, 8}});
+            }
+        }
+        for (std::size_t i = 0; i < 6; ++i) l.fields.push_back({fmt::format("arg{}", i), {16 + 8 * i, 8}});
+        l.args_at = 16, l.max_args = nargs;
+        size = 16 + 8 * std::max<std::size_t>(nargs, 1);
+        l.described_by = "syscalls/" + std::string(ev) + " (struct syscall_trace_enter)";
     } else if (cat == "syscalls" && ev.starts_with("sys_exit_")) {
-        nr = syscall_number(ev.substr(9));
+        if (const SyscallInfo* sc = find_syscall(ev.substr(9))) nr = sc->nr;
         l.fields.push_back({"__syscall_nr", {8, 4}});
         l.fields.push_back({"ret", {16, 8}});
         size = 24;
@@ -90,6 +166,20 @@ Layout tracepoint_layout(std::string_view attach, const WorldOptions& w) {
         l.fields.push_back({"id", {8, 8}});
         l.fields.push_back({"ret", {16, 8}});
         size = 24;
+    } else if (w.kernel_btf && !ev.empty()) {
+        // The record is struct trace_event_raw_EVENT, or the struct of the event's class.
+        const btf::Btf& b = *w.kernel_btf;
+        std::string cls(ev);
+        for (const auto& c : kClasses)
+            if (c.category == cat && c.event == ev) cls = c.cls;
+        const std::string type = "trace_event_raw_" + cls;
+        if (auto id = b.find(type, btf::Kind::Struct)) {
+            btf_record_fields(l, b, *id);
+            size = std::max<std::size_t>(size, b.type(*id).size());
+            l.described_by = "struct " + type + " of " + b.name();
+        } else {
+            l.described_by = fmt::format("no struct {} in {}", type, b.name());
+        }
     }
     l.bytes.assign(size, 0);
     l.set(4, 4, w.pid);
@@ -97,9 +187,61 @@ Layout tracepoint_layout(std::string_view attach, const WorldOptions& w) {
     return l;
 }
 
+// Stores a text field's value.
+void set_text(Layout& l, const TextField& f, std::string_view value, KernelMemory* mem) {
+    switch (f.kind) {
+    case TextKind::CharArray: {
+        const std::size_t n = std::min(value.size(), f.size ? f.size - 1 : 0);
+        std::memset(l.bytes.data() + f.off, 0, f.size);
+        std::memcpy(l.bytes.data() + f.off, value.data(), n);
+        break;
+    }
+    case TextKind::DataLoc:
+    case TextKind::RelLoc: {
+        // Appended after what the record holds so far, NUL included, as the kernel's
+        // __assign_str does; the u32 says where.
+        const std::size_t at = l.bytes.size(), len = value.size() + 1;
+        if (len > 0xffff) usage(fmt::format("context field '{}': a string of {} bytes does not fit a __data_loc", f.name, len));
+        l.bytes.resize(at + len, 0);
+        std::memcpy(l.bytes.data() + at, value.data(), value.size());
+        const std::size_t from = f.kind == TextKind::DataLoc ? at : at - (f.off + 4);
+        l.set(f.off, 4, (uint64_t(len) << 16) | from);
+        break;
+    }
+    case TextKind::UserPtr:
+        if (!mem) usage(fmt::format("context field '{}' points to a user string, which needs simulated memory: give the world a kernel BTF", f.name));
+        l.set(f.off, 8, mem->string(value, KernelMemory::Space::User));
+        break;
+    }
+}
+
+// The fields of a layout for error messages: arrays once as NAME[N] (their elements are
+// NAME[0] ... NAME[N-1]), text fields that are not also numbers marked "(text)".
+std::string field_list(const Layout& l) {
+    std::vector<std::pair<std::string, std::size_t>> names;   // name, elements (0: not an array)
+    for (const auto& kv : l.fields) {
+        const std::string& n = kv.first;
+        const auto bracket = n.find('[');
+        if (bracket == std::string::npos || n.back() != ']') {
+            names.emplace_back(n, 0);
+            continue;
+        }
+        const std::string base = n.substr(0, bracket);
+        if (!names.empty() && names.back().first == base && names.back().second) ++names.back().second;
+        else names.emplace_back(base, 1);
+    }
+    std::string out;
+    for (const auto& [n, count] : names) out += (out.empty() ? "" : ", ") + (count ? fmt::format("{}[{}]", n, count) : n);
+    for (const auto& t : l.texts)
+        if (std::none_of(names.begin(), names.end(), [&](const auto& e) { return e.first == t.name; }))
+            out += (out.empty() ? "" : ", ") + t.name + " (text)";
+    return out;
+}
+
 }  // namespace
 
-Result<std::vector<uint8_t>> build_context(ProgType type, std::string_view attach, const ContextSpec& spec, const WorldOptions& w) {
+Result<std::vector<uint8_t>> build_context(ProgType type, std::string_view attach, const ContextSpec& spec, const WorldOptions& w,
+                                           KernelMemory* mem) {
     return catch_error([&]() -> std::vector<uint8_t> {
         Layout l;
         const CtxKind kind = ctx_kind(type);
@@ -153,14 +295,27 @@ Result<std::vector<uint8_t>> build_context(ProgType type, std::string_view attac
             } else if (auto r = (kind == CtxKind::PtRegs || kind == CtxKind::PerfEventData) ? reg_offset(name) : std::nullopt) {
                 off = *r, size = 8;
             } else {
-                std::string known;
-                for (const auto& kv : l.fields) known += (known.empty() ? "" : ", ") + kv.first;
-                usage(fmt::format("the context of a {} program{} has no field '{}'{}", to_string(type),
+                const std::string known = field_list(l);
+                usage(fmt::format("the context of a {} program{} has no field '{}'{}{}", to_string(type),
                                   attach.empty() ? "" : fmt::format(" at '{}'", attach), name,
-                                  known.empty() ? "; use OFFSET:SIZE=VALUE" : "; it has " + known + " (or OFFSET:SIZE)"));
+                                  known.empty() ? "; use OFFSET:SIZE=VALUE" : "; it has " + known + " (or OFFSET:SIZE)",
+                                  l.described_by.empty() ? "" : " [" + l.described_by + "]"));
             }
             if (off + size > l.bytes.size()) usage(fmt::format("context field '{}' is past the end of the context", name));
             l.set(off, size, value);
+        }
+        for (const auto& [name, value] : spec.strings) {
+            const auto it = std::find_if(l.texts.begin(), l.texts.end(), [&](const TextField& t) { return t.name == name; });
+            if (it == l.texts.end() && (l.field(name) || (ctx_kind(type) == CtxKind::PtRegs && reg_offset(name))))
+                usage(fmt::format("context field '{}' takes a number, not '{}'", name, value));
+            if (it == l.texts.end()) {
+                std::string known;
+                for (const auto& t : l.texts) known += (known.empty() ? "" : ", ") + t.name;
+                usage(fmt::format("the context of a {} program{} has no text field '{}'{}", to_string(type),
+                                  attach.empty() ? "" : fmt::format(" at '{}'", attach), name,
+                                  known.empty() ? "" : "; its text fields are " + known));
+            }
+            set_text(l, *it, value, mem);
         }
         if (l.bytes.empty()) l.bytes.assign(64, 0);
         return std::move(l.bytes);

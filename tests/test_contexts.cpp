@@ -105,7 +105,7 @@ TEST_CASE("syscall tracepoints get their record: header, __syscall_nr from the n
     ContextSpec spec;
     spec.args = {static_cast<uint64_t>(-100), 0x2000, 0x241};
     auto ctx = context(*obj, "on_openat", spec, wo);
-    CHECK(ctx.size() == 64);
+    CHECK(ctx.size() == 48);   // header, __syscall_nr and openat's four arguments
     REQUIRE((*w)->run_ctx("on_openat", ctx));
     Seen s = seen(**w, *obj, "tp_seen");
     CHECK(s.a == 4242);   // common_pid: the world's pid
@@ -122,17 +122,172 @@ TEST_CASE("syscall tracepoints get their record: header, __syscall_nr from the n
     CHECK(s.a == 257);
     CHECK(static_cast<int64_t>(s.b) == -13);
 
+    // Arguments by their names, and as arg0..arg3.
+    ContextSpec named;
+    named.fields = {{"dfd", 7}, {"flags", 0x80000}, {"arg3", 0644}};
+    ctx = context(*obj, "on_openat", named, wo);
+    REQUIRE((*w)->run_ctx("on_openat", ctx));
+    s = seen(**w, *obj, "tp_seen");
+    CHECK(s.c == 7);
+    CHECK(s.d == 0x80000);
+    uint64_t mode = 0;
+    std::memcpy(&mode, ctx.data() + 40, 8);
+    CHECK(mode == 0644);
+
     // Fields that are not in the record are refused with the list of those that are.
     ContextSpec bad;
-    bad.fields = {{"filename", 1}};
+    bad.fields = {{"pathname", 1}};
     const ProgramDef* def = obj->find_program("on_openat");
     auto e = build_context(def->type, def->attach, bad, wo);
     REQUIRE_FALSE(e);
-    CHECK_THAT(e.error().message(), Catch::Contains("no field 'filename'") && Catch::Contains("__syscall_nr"));
-    // Too many arguments for a syscall record.
+    CHECK_THAT(e.error().message(), Catch::Contains("no field 'pathname'") && Catch::Contains("__syscall_nr") &&
+                                        Catch::Contains("filename"));
+    // Openat has four arguments: a fifth is refused.
     ContextSpec many;
-    many.args.assign(7, 1);
-    CHECK_FALSE(build_context(def->type, def->attach, many, wo));
+    many.args.assign(5, 1);
+    auto too_many = build_context(def->type, def->attach, many, wo);
+    REQUIRE_FALSE(too_many);
+    CHECK_THAT(too_many.error().message(), Catch::Contains("4"));
+    // A string for a pointer argument needs simulated user memory (a world with a kernel BTF).
+    ContextSpec text;
+    text.strings = {{"filename", "/etc/passwd"}};
+    auto no_mem = build_context(def->type, def->attach, text, wo);
+    REQUIRE_FALSE(no_mem);
+    CHECK_THAT(no_mem.error().message(), Catch::Contains("kernel BTF"));
+    // A number for a field is not text, nor text for a number.
+    ContextSpec word;
+    word.strings = {{"flags", "O_RDONLY"}};
+    auto not_text = build_context(def->type, def->attach, word, wo);
+    REQUIRE_FALSE(not_text);
+    CHECK_THAT(not_text.error().message(), Catch::Contains("flags") && Catch::Contains("number"));
+}
+
+namespace {
+std::shared_ptr<const btf::Btf> corpus_vmlinux() {
+    static auto vmlinux = load_kernel_btf(fs::path(BPFSIM_CORPUS_DIR) / "vmlinux-6.18.44.btf");
+    REQUIRE(vmlinux);
+    return *vmlinux;
+}
+
+std::vector<uint8_t> context_in(World& w, std::string_view prog, const ContextSpec& spec) {
+    const ProgramDef* def = w.object().find_program(prog);
+    REQUIRE(def);
+    auto c = build_context(def->type, def->attach, spec, w.options(), w.has_kernel() ? &w.kernel() : nullptr);
+    if (!c) FAIL(c.error().describe());
+    return *c;
+}
+
+std::string c_string(const std::vector<uint8_t>& bytes, std::size_t off, std::size_t max) {
+    std::string s;
+    for (std::size_t i = off; i < off + max && i < bytes.size() && bytes[i]; ++i) s.push_back(static_cast<char>(bytes[i]));
+    return s;
+}
+}  // namespace
+
+TEST_CASE("tracepoint records come from the kernel BTF: __data_loc strings, char arrays, event classes", "[contexts][tracepoint]") {
+    auto obj = Object::open(kContexts);
+    REQUIRE(obj);
+    WorldOptions wo;
+    wo.pid = 900;
+    wo.kernel_btf = corpus_vmlinux();
+    auto w = World::create(*obj, wo);
+    REQUIRE(w);
+
+    SECTION("sched_process_exec: struct trace_event_raw_sched_process_exec, filename after the fixed part") {
+        ContextSpec spec;
+        spec.fields = {{"pid", 4242}, {"old_pid", 4241}};
+        spec.strings = {{"filename", "/usr/bin/ls"}};
+        const auto ctx = context_in(**w, "on_exec", spec);
+        // The fixed part is 20 bytes (header 8, __data_loc 4, pid 4, old_pid 4); the string
+        // and its NUL follow at __data, offset 20, as the kernel stores dynamic fields.
+        uint32_t loc = 0;
+        std::memcpy(&loc, ctx.data() + 8, 4);
+        const uint32_t off = loc & 0xffff, len = loc >> 16;
+        CHECK(off == 20);
+        CHECK(len == 12);   // "/usr/bin/ls" and its NUL
+        REQUIRE(ctx.size() >= off + len);
+        CHECK(c_string(ctx, off, len) == "/usr/bin/ls");
+        int32_t common_pid = 0;
+        std::memcpy(&common_pid, ctx.data() + 4, 4);
+        CHECK(common_pid == 900);
+
+        REQUIRE((*w)->run_ctx("on_exec", ctx));
+        const auto seen_bytes = bss_var(**w, *obj, "exec_seen");
+        uint64_t v[3];
+        std::memcpy(v, seen_bytes.data(), sizeof v);
+        CHECK(v[0] == 4242);
+        CHECK(v[1] == 4241);
+        CHECK(v[2] == loc);
+        CHECK(c_string(seen_bytes, 24, 32) == "/usr/bin/ls");
+    }
+
+    SECTION("sched_process_exit: struct trace_event_raw_sched_process_exit, comm as text") {
+        ContextSpec spec;
+        spec.fields = {{"pid", 31337}, {"prio", 120}, {"group_dead", 1}};
+        spec.strings = {{"comm", "a-very-long-command-name"}};
+        const auto ctx = context_in(**w, "on_exit", spec);
+        CHECK(ctx.size() >= 33);
+        REQUIRE((*w)->run_ctx("on_exit", ctx));
+        const auto seen_bytes = bss_var(**w, *obj, "exit_task_seen");
+        uint64_t v[3];
+        std::memcpy(v, seen_bytes.data(), sizeof v);
+        CHECK(v[0] == 31337);
+        CHECK(v[1] == 120);
+        CHECK(v[2] == 1);
+        // A char[16] holds 15 characters and the NUL.
+        CHECK(c_string(seen_bytes, 24, 16) == "a-very-long-com");
+    }
+
+    SECTION("unknown fields name the record's struct and list its fields") {
+        ContextSpec spec;
+        spec.fields = {{"ppid", 1}};
+        const ProgramDef* def = obj->find_program("on_exit");
+        auto e = build_context(def->type, def->attach, spec, (*w)->options(), &(*w)->kernel());
+        REQUIRE_FALSE(e);
+        CHECK_THAT(e.error().message(), Catch::Contains("no field 'ppid'") && Catch::Contains("comm[16], pid, prio, group_dead") &&
+                                            Catch::Contains("struct trace_event_raw_sched_process_exit"));
+        ContextSpec number_as_text;
+        number_as_text.strings = {{"pid", "init"}};
+        CHECK_FALSE(build_context(def->type, def->attach, number_as_text, (*w)->options(), &(*w)->kernel()));
+    }
+
+    SECTION("an event of a class (sched_wakeup of sched_wakeup_template) is laid out by its class's struct") {
+        ContextSpec spec;
+        spec.fields = {{"pid", 77}, {"prio", 100}, {"target_cpu", 1}};
+        spec.strings = {{"comm", "kworker/0:1"}};
+        auto c = build_context(ProgType::Tracepoint, "sched/sched_wakeup", spec, (*w)->options(), &(*w)->kernel());
+        REQUIRE(c);
+        // comm[16] at 8, pid at 24, prio at 28, target_cpu at 32 (this kernel's layout).
+        CHECK(c_string(*c, 8, 16) == "kworker/0:1");
+        int32_t v[3];
+        std::memcpy(v, c->data() + 24, sizeof v);
+        CHECK(v[0] == 77);
+        CHECK(v[1] == 100);
+        CHECK(v[2] == 1);
+        ContextSpec bad;
+        bad.fields = {{"success", 1}};
+        auto e = build_context(ProgType::Tracepoint, "sched/sched_wakeup", bad, (*w)->options(), &(*w)->kernel());
+        REQUIRE_FALSE(e);
+        CHECK_THAT(e.error().message(), Catch::Contains("trace_event_raw_sched_wakeup_template"));
+    }
+
+    SECTION("sys_enter_openat: a string for filename is put in user memory, probe_read_user_str reads it") {
+        ContextSpec spec;
+        spec.fields = {{"dfd", static_cast<uint64_t>(-100)}, {"flags", 0x241}};
+        spec.strings = {{"filename", "/tmp/bpfsim-test"}};
+        const auto ctx = context_in(**w, "on_openat_name", spec);
+        uint64_t ptr = 0;
+        std::memcpy(&ptr, ctx.data() + 24, 8);
+        CHECK(ptr != 0);
+        REQUIRE((*w)->run_ctx("on_openat_name", ctx));
+        const auto seen_bytes = bss_var(**w, *obj, "openat_seen");
+        uint64_t v[3];
+        std::memcpy(v, seen_bytes.data(), sizeof v);
+        CHECK(static_cast<int64_t>(v[0]) == -100);
+        CHECK(v[1] == 0x241);
+        CHECK(static_cast<int64_t>(v[2]) == 17);   // the length with its NUL
+        CHECK(c_string(seen_bytes, 24, 64) == "/tmp/bpfsim-test");
+    }
 }
 
 TEST_CASE("raw_tp and fentry programs get u64 argument arrays", "[contexts]") {

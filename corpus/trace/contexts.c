@@ -128,3 +128,68 @@ int write_regs(struct pt_regs *ctx)
     ctx->rax = 1;
     return 0;
 }
+
+// Tracepoint records laid out from the kernel BTF (struct trace_event_raw_*), as their
+// tracefs formats describe them.
+struct sched_process_exec {
+    __u64 header;
+    __u32 filename_loc;   // __data_loc char[] filename: (length << 16) | offset
+    __s32 pid;
+    __s32 old_pid;
+};
+
+struct {
+    __u64 pid, old_pid, loc;
+    char filename[32];
+} exec_seen;
+
+SEC("tracepoint/sched/sched_process_exec")
+int on_exec(struct sched_process_exec *ctx)
+{
+    unsigned off = ctx->filename_loc & 0xffff;
+    exec_seen.pid = ctx->pid;
+    exec_seen.old_pid = ctx->old_pid;
+    exec_seen.loc = ctx->filename_loc;
+    bpf_probe_read_kernel_str(exec_seen.filename, sizeof(exec_seen.filename), (void *)ctx + off);
+    return 0;
+}
+
+// sched_process_exit is of class sched_process_template: struct trace_event_raw_sched_process_template.
+struct sched_process_exit {
+    __u64 header;
+    char comm[16];
+    __s32 pid;
+    __s32 prio;
+    _Bool group_dead;
+};
+
+struct {
+    __u64 pid, prio, group_dead;
+    char comm[16];
+} exit_task_seen;
+
+SEC("tp/sched/sched_process_exit")
+int on_exit(struct sched_process_exit *ctx)
+{
+    exit_task_seen.pid = ctx->pid;
+    exit_task_seen.prio = ctx->prio;
+    exit_task_seen.group_dead = ctx->group_dead;
+    __builtin_memcpy(exit_task_seen.comm, ctx->comm, 16);
+    return 0;
+}
+
+// sys_enter_openat's filename argument points to user memory.
+struct {
+    __u64 dfd, flags;
+    __s64 len;
+    char filename[64];
+} openat_seen;
+
+SEC("tracepoint/syscalls/sys_enter_openat")
+int on_openat_name(struct sys_enter_openat *ctx)
+{
+    openat_seen.dfd = ctx->dfd;
+    openat_seen.flags = ctx->flags;
+    openat_seen.len = bpf_probe_read_user_str(openat_seen.filename, sizeof(openat_seen.filename), ctx->filename);
+    return 0;
+}
