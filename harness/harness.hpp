@@ -401,8 +401,8 @@ struct TaskSpec {
     std::string comm = "bpfsim";
     uint64_t parent = 0;          // the parent's task_struct, 0 for none
     uint32_t uid = 0, gid = 0;
-    std::vector<std::pair<std::string, uint64_t>> fields;       // more fields by path
-    std::vector<std::pair<std::string, std::string>> strings;   // string fields by path
+    std::vector<std::pair<std::string, uint64_t>> fields{};       // more fields by path
+    std::vector<std::pair<std::string, std::string>> strings{};   // string fields by path
 };
 
 // What one run of a program produced.
@@ -412,6 +412,7 @@ struct ProgramRun {
     std::vector<TraceEvent> trace;         // bpf_trace_printk lines of this run
     uint64_t redirect_ifindex = 0;         // bpf_redirect / redirect_map target, if any
     bool redirected = false;
+    std::map<int32_t, uint64_t> helper_calls;   // helper id -> calls in this run (tail calls and callbacks included)
 };
 
 // ──────────────────────────── the simulated network ────────────────────────
@@ -541,7 +542,16 @@ public:
     const vm::Interpreter* tail_target(Map* prog_array, uint32_t index);
     unsigned tail_calls = 0;
 
+    // Calls per helper id since the current (or last) run started; ProgramRun::helper_calls
+    // has them per run. Helpers are counted through a trampoline that adds one here and calls
+    // the implementation: the interpreter's non-helper path is unchanged.
+    const std::vector<uint64_t>& helper_calls() const { return helper_calls_; }
+
 private:
+    friend struct HelperCounting;
+    std::vector<uint64_t> helper_calls_;
+    std::vector<vm::HelperFn> helper_fns_;    // the implementations behind the trampolines
+    std::map<int32_t, uint64_t> take_helper_calls() const;
     World();
     const Object* obj_ = nullptr;
     WorldOptions opts_;
@@ -566,9 +576,13 @@ std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>> dump_map(Map&
 
 // What a tracing program is given, before it is laid out for its type.
 struct ContextSpec {
-    std::vector<uint8_t> raw;                                  // the context's first bytes (may extend it)
-    std::vector<uint64_t> args;                                // arguments, in order
-    std::vector<std::pair<std::string, uint64_t>> fields;      // "di", "common_pid", "arg2", "OFFSET:SIZE"
+    // Each member has an initializer, so designated initializers may name any subset.
+    std::vector<uint8_t> raw{};                                // the context's first bytes (may extend it)
+    std::vector<uint64_t> args{};                              // arguments, in order
+    std::vector<std::pair<std::string, uint64_t>> fields{};    // "di", "common_pid", "arg2", "OFFSET:SIZE", "saddr[1]"
+    // Text fields: char arrays ("comm"), __data_loc strings ("filename" of sched_process_exec),
+    // and the user string a syscall argument points to ("filename" of sys_enter_openat).
+    std::vector<std::pair<std::string, std::string>> strings{};
 };
 
 // The context bytes the kernel hands a program of this type attached at `attach`:
@@ -576,11 +590,19 @@ struct ContextSpec {
 //     parm1..parm6, ret);
 //   perf_event: struct bpf_perf_event_data (pt_regs, sample_period, addr);
 //   raw_tp, tp_btf, fentry/fexit, lsm: u64 args[] (12 slots unless args are given);
-//   tracepoint: the record, header (common_pid = the world's pid) included; syscalls/sys_enter_*,
-//     sys_exit_* and raw_syscalls/* get their fields (__syscall_nr from the name, arg0..5, ret);
-//     others take raw bytes (their layout from BTF comes with CO-RE support).
-// Unknown fields and too many arguments are Usage errors that list what exists.
-Result<std::vector<uint8_t>> build_context(ProgType type, std::string_view attach, const ContextSpec& spec, const WorldOptions& w);
+//   tracepoint: the record, header (common_pid = the world's pid) included:
+//     syscalls/sys_enter_NAME: __syscall_nr from NAME, the arguments by their names ("filename",
+//       "flags") and as arg0..arg5; a string for a `char *` argument is put in user memory;
+//     syscalls/sys_exit_NAME: __syscall_nr, ret; raw_syscalls/sys_enter, sys_exit: id, args, ret;
+//     any other event: struct trace_event_raw_EVENT (or its class's struct) from the kernel BTF,
+//       its members by name, `NAME[i]` for array elements, strings for char arrays and
+//       __data_loc/__rel_loc members (stored after the fixed part, as the kernel does).
+//     Without a kernel BTF, or for an event it does not describe, only the header: give raw
+//     bytes or OFFSET:SIZE fields.
+// `mem` (the world's kernel memory, when it has a kernel BTF) holds user strings of syscall
+// arguments. Unknown fields and too many arguments are Usage errors that list what exists.
+Result<std::vector<uint8_t>> build_context(ProgType type, std::string_view attach, const ContextSpec& spec, const WorldOptions& w,
+                                           KernelMemory* mem = nullptr);
 
 // The value of an object's `.kconfig` map for a kernel configuration (see WorldOptions::kconfig).
 Result<std::vector<uint8_t>> kconfig_image(const Object& obj, const std::map<std::string, std::string>& config,

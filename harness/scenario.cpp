@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cstring>
 #include <map>
 
 namespace bpfsim::harness {
@@ -30,6 +32,45 @@ struct Reader {
         const auto v = parse_integer(s);
         if (!v) fail(n, fmt::format("{}: '{}' is not a number", what, s));
         return *v;
+    }
+    bool boolean(const YAML::Node& n, const char* what) const {
+        const std::string v = str(n, what);
+        if (v == "true" || v == "yes" || v == "on") return true;
+        if (v == "false" || v == "no" || v == "off") return false;
+        fail(n, fmt::format("{}: expected true or false, not '{}'", what, v));
+    }
+    // A key, value or record, kept as given until the object's BTF encodes it.
+    ScenarioValue value(const YAML::Node& n, const char* what) const {
+        ScenarioValue v;
+        v.line = line(n);
+        if (n.IsScalar()) {
+            v.text = n.Scalar();
+            v.quoted = n.Tag() == "!";
+        } else if (n.IsSequence()) {
+            v.kind = ScenarioValue::Kind::List;
+            for (const auto& e : n) v.items.push_back(value(e, what));
+        } else if (n.IsMap()) {
+            v.kind = ScenarioValue::Kind::Mapping;
+            for (const auto& kv : n) v.fields.emplace_back(str(kv.first, what), value(kv.second, what));
+        } else {
+            fail(n, fmt::format("{}: expected a value", what));
+        }
+        return v;
+    }
+    // {key: K, value: V} / {key: K, values: [V, ...]} (values only for keyless maps).
+    ScenarioEntry entry(const YAML::Node& n, const char* what, bool check_keys = true) const {
+        if (check_keys) only(n, {"key", "value", "values"}, what);
+        ScenarioEntry e;
+        e.line = line(n);
+        if (n["key"]) e.key = value(n["key"], "key");
+        if (n["value"]) e.value = value(n["value"], "value");
+        if (auto vs = n["values"]) {
+            if (!vs.IsSequence()) fail(vs, fmt::format("{}: 'values' is a list of per-CPU values", what));
+            if (n["value"]) fail(vs, fmt::format("{}: give 'value' (every CPU) or 'values' (per CPU), not both", what));
+            for (const auto& v : vs) e.values.push_back(value(v, "values"));
+        }
+        if (!e.value && e.values.empty()) fail(n, fmt::format("{}: no 'value'", what));
+        return e;
     }
     void only(const YAML::Node& map, std::initializer_list<const char*> keys, const char* what) const {
         if (!map.IsMap()) fail(map, fmt::format("{}: expected a mapping", what));
@@ -100,7 +141,7 @@ Result<Scenario> load_scenario(const fs::path& file, const std::vector<fs::path>
                 s.btf.push_back(resolve(base, r.str(b, "btf"), search));
         }
         if (auto w = doc["world"]) {
-            r.only(w, {"seed", "clock_ns", "cpu", "ncpus", "pid", "comm", "uid", "gid", "kconfig", "tasks", "current", "map_init"}, "world");
+            r.only(w, {"seed", "clock_ns", "cpu", "ncpus", "pid", "comm", "uid", "gid", "kconfig", "tasks", "current", "map_init", "maps"}, "world");
             if (w["seed"]) s.world.seed = r.num(w["seed"], "seed");
             if (w["clock_ns"]) s.world.clock_ns = r.num(w["clock_ns"], "clock_ns");
             if (w["cpu"]) s.world.cpu = static_cast<unsigned>(r.num(w["cpu"], "cpu"));
@@ -114,6 +155,16 @@ Result<Scenario> load_scenario(const fs::path& file, const std::vector<fs::path>
                 for (const auto& kv : k) s.world.kconfig[kv.first.Scalar()] = r.str(kv.second, "kconfig value");
             }
             if (auto m = w["map_init"]) s.map_init = resolve(base, r.str(m, "map_init"), search);
+            if (auto ms = w["maps"]) {
+                if (!ms.IsMap()) r.fail(ms, "maps: expected MAP: [{key: K, value: V}, ...]");
+                s.maps_line = r.line(ms);
+                for (const auto& kv : ms) {
+                    if (!kv.second.IsSequence()) r.fail(kv.second, fmt::format("maps: '{}': expected a list of {{key: K, value: V}}", kv.first.Scalar()));
+                    std::vector<ScenarioEntry> entries;
+                    for (const auto& e : kv.second) entries.push_back(r.entry(e, "map entry"));
+                    s.maps.emplace_back(r.str(kv.first, "map name"), std::move(entries));
+                }
+            }
             if (auto ts = w["tasks"]) {
                 if (!ts.IsSequence()) r.fail(ts, "tasks: expected a list");
                 for (const auto& t : ts) {
@@ -156,7 +207,7 @@ Result<Scenario> load_scenario(const fs::path& file, const std::vector<fs::path>
         const YAML::Node steps = doc["steps"];
         if (!steps || !steps.IsSequence() || steps.size() == 0) r.fail(doc, "scenario: 'steps' must be a non-empty list");
         for (const auto& st : steps) {
-            r.only(st, {"name", "run", "current", "advance_ns", "args", "fields", "ctx", "packet", "expect"}, "step");
+            r.only(st, {"name", "run", "current", "advance_ns", "update", "delete", "args", "fields", "ctx", "packet", "expect"}, "step");
             ScenarioStep step;
             step.line = r.line(st);
             if (st["run"]) step.run = r.str(st["run"], "run");
@@ -165,7 +216,35 @@ Result<Scenario> load_scenario(const fs::path& file, const std::vector<fs::path>
                 task_known(st["current"], step.current);
             }
             if (st["advance_ns"]) step.advance_ns = r.num(st["advance_ns"], "advance_ns");
-            if (step.run.empty() && step.current.empty() && !step.advance_ns) r.fail(st, "step: give 'run', 'current' or 'advance_ns'");
+            for (const char* verb : {"update", "delete"}) {
+                const YAML::Node u = st[verb];
+                if (!u) continue;
+                const bool erase = verb[0] == 'd';
+                std::vector<YAML::Node> list;
+                if (u.IsSequence())
+                    for (const auto& x : u) list.push_back(x);
+                else
+                    list.push_back(u);
+                for (const auto& n : list) {
+                    if (erase) r.only(n, {"map", "key"}, "delete");
+                    else r.only(n, {"map", "key", "value", "values"}, "update");
+                    ScenarioMapChange c;
+                    c.line = r.line(n);
+                    c.erase = erase;
+                    if (!n["map"]) r.fail(n, fmt::format("{}: no 'map'", verb));
+                    c.map = r.str(n["map"], "map");
+                    if (erase) {
+                        if (!n["key"]) r.fail(n, "delete: no 'key'");
+                        c.entry.line = c.line;
+                        c.entry.key = r.value(n["key"], "key");
+                    } else {
+                        c.entry = r.entry(n, "update", false);
+                    }
+                    step.changes.push_back(std::move(c));
+                }
+            }
+            if (step.run.empty() && step.current.empty() && !step.advance_ns && step.changes.empty())
+                r.fail(st, "step: give 'run', 'current', 'advance_ns', 'update' or 'delete'");
             step.name = st["name"] ? r.str(st["name"], "name") : step.run.empty() ? "world change" : step.run;
             if (auto a = st["args"]) {
                 if (!a.IsSequence()) r.fail(a, "args: expected a list");
@@ -173,7 +252,14 @@ Result<Scenario> load_scenario(const fs::path& file, const std::vector<fs::path>
             }
             if (auto f = st["fields"]) {
                 if (!f.IsMap()) r.fail(f, "fields: expected name: value pairs");
-                for (const auto& kv : f) step.ctx.fields.emplace_back(kv.first.Scalar(), r.num(kv.second, "field"));
+                for (const auto& kv : f) {
+                    // Numbers, or text for char arrays, __data_loc strings and string arguments
+                    // (quote a number to give it as text: "123").
+                    const std::string v = r.str(kv.second, "field value");
+                    const auto n = parse_integer(v);
+                    if (n && kv.second.Tag() != "!") step.ctx.fields.emplace_back(kv.first.Scalar(), *n);
+                    else step.ctx.strings.emplace_back(kv.first.Scalar(), v);
+                }
             }
             if (auto c = st["ctx"]) {
                 auto b = parse_hex(r.str(c, "ctx"), "ctx");
@@ -187,7 +273,31 @@ Result<Scenario> load_scenario(const fs::path& file, const std::vector<fs::path>
             }
             if (auto e = st["expect"]) {
                 if (step.run.empty()) r.fail(e, "expect: only a step that runs a program has expectations");
-                r.only(e, {"return", "trace", "packet"}, "expect");
+                r.only(e, {"verifier", "return", "trace", "packet", "maps", "records", "helpers"}, "expect");
+                if (auto v = e["verifier"]) {
+                    // verifier: accept | reject, or {verdict: reject, messages: [...]}
+                    ScenarioVerifierExpect ve;
+                    ve.line = r.line(v);
+                    // (A YAML::Node assigned to refers to the same node, so no reassignment here.)
+                    if (v.IsMap()) {
+                        r.only(v, {"verdict", "messages"}, "expect.verifier");
+                        if (!v["verdict"]) r.fail(v, "expect.verifier: no 'verdict' (accept or reject)");
+                        if (auto ms = v["messages"]) {
+                            if (ms.IsScalar()) ve.messages.push_back(ms.Scalar());
+                            else if (ms.IsSequence())
+                                for (const auto& m : ms) ve.messages.push_back(r.str(m, "verifier message"));
+                            else r.fail(ms, "expect.verifier.messages: expected a line or a list of lines");
+                        }
+                    }
+                    const YAML::Node verdict = v.IsMap() ? v["verdict"] : v;
+                    const std::string word = r.str(verdict, "verifier verdict");
+                    if (word != "accept" && word != "reject") r.fail(verdict, fmt::format("expect.verifier: '{}': write accept or reject", word));
+                    ve.accept = word == "accept";
+                    if (ve.accept && !ve.messages.empty()) r.fail(v, "expect.verifier: messages are for a rejected program");
+                    if (!ve.accept && (e["return"] || e["trace"] || e["packet"] || e["maps"] || e["records"] || e["helpers"]))
+                        r.fail(v, "expect.verifier: a rejected program does not run, so it has no other expectations");
+                    step.expect.verifier = std::move(ve);
+                }
                 if (e["return"]) {
                     step.expect.ret = r.str(e["return"], "return");
                     if (!parse_return_value(*step.expect.ret)) r.fail(e["return"], fmt::format("return: '{}' is neither a number nor a known action", *step.expect.ret));
@@ -212,12 +322,667 @@ Result<Scenario> load_scenario(const fs::path& file, const std::vector<fs::path>
                     if (!b) r.fail(p, b.error().message());
                     step.expect.packet = r.str(p, "packet");
                 }
+                if (auto ms = e["maps"]) {
+                    if (!ms.IsMap()) r.fail(ms, "expect.maps: expected MAP: {entries: [...], partial: true|false, absent: [...]}");
+                    for (const auto& kv : ms) {
+                        ScenarioMapExpect me;
+                        me.line = r.line(kv.first);
+                        me.map = r.str(kv.first, "map name");
+                        const YAML::Node& m = kv.second;
+                        auto entries = [&](const YAML::Node& list) {
+                            if (!list.IsSequence()) r.fail(list, "entries: expected a list of {key: K, value: V}");
+                            for (const auto& en : list) {
+                                ScenarioEntry x = r.entry(en, "map entry");
+                                if (!x.key) r.fail(en, "map entry: no 'key'");
+                                me.entries.push_back(std::move(x));
+                            }
+                        };
+                        if (m.IsMap()) {
+                            r.only(m, {"entries", "partial", "absent"}, "expect.maps entry");
+                            if (m["partial"]) me.partial = r.boolean(m["partial"], "partial");
+                            if (auto a = m["absent"]) {
+                                if (!a.IsSequence()) r.fail(a, "absent: expected a list of keys");
+                                for (const auto& k : a) me.absent.push_back(r.value(k, "absent key"));
+                            }
+                            if (m["entries"]) entries(m["entries"]);
+                        } else if (m.IsSequence()) {
+                            entries(m);
+                        } else {
+                            r.fail(m, fmt::format("expect.maps: '{}': expected {{entries: [...], partial: ...}} or a list of entries", me.map));
+                        }
+                        step.expect.maps.push_back(std::move(me));
+                    }
+                }
+                if (auto rs = e["records"]) {
+                    if (!rs.IsMap()) r.fail(rs, "expect.records: expected MAP: [record, ...] or MAP: {type: struct NAME, entries: [...]}");
+                    for (const auto& kv : rs) {
+                        ScenarioRecordsExpect re;
+                        re.line = r.line(kv.first);
+                        re.map = r.str(kv.first, "map name");
+                        const YAML::Node& m = kv.second;
+                        if (m.IsMap()) {
+                            r.only(m, {"type", "entries", "partial"}, "expect.records entry");
+                            if (m["type"]) re.type = r.str(m["type"], "type");
+                            if (m["partial"]) re.partial = r.boolean(m["partial"], "partial");
+                            if (!m["entries"]) r.fail(m, fmt::format("expect.records: '{}': no 'entries'", re.map));
+                        }
+                        const YAML::Node list = m.IsMap() ? m["entries"] : m;
+                        if (!list.IsSequence()) r.fail(list, fmt::format("expect.records: '{}': expected a list of records", re.map));
+                        for (const auto& rec : list) {
+                            ScenarioValue v = r.value(rec, "record");
+                            if (v.kind == ScenarioValue::Kind::Mapping && re.type.empty())
+                                r.fail(rec, fmt::format("record: a mapping needs the records' type ({}: {{type: struct NAME, entries: [...]}})", re.map));
+                            re.records.push_back(std::move(v));
+                        }
+                        step.expect.records.push_back(std::move(re));
+                    }
+                }
+                if (auto hs = e["helpers"]) {
+                    if (!hs.IsMap()) r.fail(hs, "expect.helpers: expected HELPER: calls pairs");
+                    for (const auto& kv : hs) {
+                        ScenarioHelperExpect he;
+                        he.line = r.line(kv.first);
+                        he.name = r.str(kv.first, "helper");
+                        const std::string_view bare = std::string_view(he.name).starts_with("bpf_") ? std::string_view(he.name).substr(4) : std::string_view(he.name);
+                        he.id = -1;
+                        for (int32_t id = 0; id <= vm::kernel_helper_max_id(); ++id)
+                            if (!bare.empty() && vm::kernel_helper_name(id) == bare) he.id = id;
+                        if (he.id < 0) r.fail(kv.first, fmt::format("helpers: no helper named '{}'", he.name));
+                        he.calls = r.num(kv.second, "helper calls");
+                        step.expect.helpers.push_back(std::move(he));
+                    }
+                }
             }
             s.steps.push_back(std::move(step));
         }
         return s;
     });
 }
+
+namespace {
+
+// ───────────────────────── values through BTF ─────────────────────────
+
+[[noreturn]] void fail_at(const fs::path& file, std::size_t line, const std::string& what) {
+    Location loc;
+    loc.file = file.string();
+    loc.line = line;
+    throw Error(ErrorCode::Parse, what, loc);
+}
+
+bool is_percpu(MapType t) { return t == MapType::PercpuArray || t == MapType::PercpuHash || t == MapType::LruPercpuHash; }
+bool is_keyless(MapType t) { return t == MapType::Queue || t == MapType::Stack || t == MapType::BloomFilter; }
+bool is_array(MapType t) { return t == MapType::Array || t == MapType::PercpuArray; }
+
+std::string hex(const uint8_t* p, std::size_t n) {
+    std::string s;
+    for (std::size_t i = 0; i < n; ++i) s += fmt::format("{}{:02x}", i ? " " : "", p[i]);
+    return s;
+}
+
+uint64_t read_le(const uint8_t* p, std::size_t n) {
+    uint64_t v = 0;
+    std::memcpy(&v, p, std::min<std::size_t>(n, 8));
+    return v;
+}
+
+// Bytes and the mask of the bytes (bits, for bitfields) the scenario gave: a mapping leaves
+// the members it does not list out of the mask (zero when written, ignored when compared).
+struct Encoded {
+    std::vector<uint8_t> bytes, mask;
+    bool matches(const uint8_t* p, std::size_t n) const {
+        if (n < bytes.size()) return false;
+        for (std::size_t i = 0; i < bytes.size(); ++i)
+            if ((p[i] ^ bytes[i]) & mask[i]) return false;
+        return true;
+    }
+};
+
+class Codec {
+public:
+    Codec(fs::path file, const btf::Btf* btf) : file_(std::move(file)), btf_(btf) {}
+    const btf::Btf* btf() const { return btf_; }
+
+    Encoded encode(const ScenarioValue& v, uint32_t type, std::size_t size, const std::string& what) const {
+        Encoded e;
+        e.bytes.assign(size, 0);
+        e.mask.assign(size, 0);
+        put(v, type_ok(type) ? type : 0, e, 0, size, what);
+        return e;
+    }
+
+    // The value as text, through its BTF type: {a: 1, name: "x", kind: KIND_OPEN, hist: [0, 1]}.
+    // With a shape (the value the scenario gave) only what it lists is shown.
+    std::string show(const uint8_t* p, std::size_t n, uint32_t type, const ScenarioValue* shape) const {
+        return text(p, n, type_ok(type) ? type : 0, shape);
+    }
+
+    // A type by name: "struct event", "union u", "enum kind", or a typedef / struct name.
+    std::optional<uint32_t> find_type(std::string_view name) const {
+        if (!btf_) return std::nullopt;
+        using btf::Kind;
+        auto strip = [&](std::string_view prefix) {
+            if (!name.starts_with(prefix)) return false;
+            name.remove_prefix(prefix.size());
+            while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
+            return true;
+        };
+        if (strip("struct ")) return btf_->find(name, Kind::Struct);
+        if (strip("union ")) return btf_->find(name, Kind::Union);
+        if (strip("enum ")) {
+            if (auto id = btf_->find(name, Kind::Enum)) return id;
+            return btf_->find(name, Kind::Enum64);
+        }
+        for (Kind k : {Kind::Typedef, Kind::Struct, Kind::Union, Kind::Int, Kind::Enum})
+            if (auto id = btf_->find(name, k)) return id;
+        return std::nullopt;
+    }
+
+    [[noreturn]] void fail(std::size_t line, const std::string& what) const { fail_at(file_, line, what); }
+
+    // A map's value type: its BTF value type, or for global data (.data, .rodata, .bss) the
+    // section's DATASEC, whose variables a mapping names.
+    uint32_t value_type(const MapDef& d) const {
+        if (d.btf_value_type || !btf_) return d.btf_value_type;
+        if (d.origin == MapDef::Origin::Data || d.origin == MapDef::Origin::Rodata || d.origin == MapDef::Origin::Bss)
+            if (auto id = btf_->find(d.section, btf::Kind::Datasec)) return *id;
+        return 0;
+    }
+
+private:
+    fs::path file_;
+    const btf::Btf* btf_;
+
+    bool type_ok(uint32_t type) const { return btf_ && type && type < btf_->count(); }
+
+    static bool is_number(const ScenarioValue& v) { return !v.quoted && parse_integer(v.text).has_value(); }
+
+    bool char_elem(uint32_t elem) const {
+        const auto t = btf_->type(btf_->resolve(elem));
+        // clang gives `char` as a signed 1-byte INT without BTF_INT_CHAR; bpftool's BTF has the bit.
+        return t.kind() == btf::Kind::Int && t.size() == 1 && ((t.int_encoding() & btf::kIntChar) || t.name() == "char");
+    }
+
+    void set_bytes(Encoded& e, std::size_t off, const uint8_t* src, std::size_t n) const {
+        std::memcpy(e.bytes.data() + off, src, n);
+        std::memset(e.mask.data() + off, 0xff, n);
+    }
+
+    void put_number(const ScenarioValue& v, Encoded& e, std::size_t off, std::size_t size, const std::string& what) const {
+        const uint64_t x = *parse_integer(v.text);
+        if (size < 8) {
+            const unsigned bits = static_cast<unsigned>(size * 8);
+            const bool neg = v.text.starts_with("-");
+            const bool fits = neg ? static_cast<int64_t>(x) >= -(int64_t(1) << (bits - 1)) : (x >> bits) == 0;
+            if (!fits) fail(v.line, fmt::format("{}: {} does not fit in {} byte{}", what, v.text, size, size == 1 ? "" : "s"));
+        }
+        uint8_t buf[8];
+        std::memcpy(buf, &x, 8);
+        std::memset(e.mask.data() + off, 0xff, size);
+        std::memcpy(e.bytes.data() + off, buf, std::min<std::size_t>(size, 8));
+        if (neg_extend(v) && size > 8) std::memset(e.bytes.data() + off + 8, 0xff, size - 8);
+    }
+    static bool neg_extend(const ScenarioValue& v) { return v.text.starts_with("-"); }
+
+    std::string members_of(uint32_t r) const {
+        std::string out;
+        const auto t = btf_->type(r);
+        if (t.kind() == btf::Kind::Datasec) {
+            for (uint32_t i = 0; i < t.vlen(); ++i) out += (out.empty() ? "" : ", ") + std::string(btf_->type(t.var(i).type).name());
+            return out;
+        }
+        for (uint32_t i = 0; i < t.vlen(); ++i) {
+            const auto m = t.member(i);
+            if (m.name.empty()) {
+                const uint32_t inner = btf_->resolve(m.type);
+                const auto k = btf_->type(inner).kind();
+                if (k == btf::Kind::Struct || k == btf::Kind::Union) out += (out.empty() ? "" : ", ") + members_of(inner);
+            } else {
+                out += (out.empty() ? "" : ", ") + std::string(m.name);
+            }
+        }
+        return out;
+    }
+
+    std::string type_desc(uint32_t type, std::size_t size) const {
+        return type ? fmt::format("{} ({} bytes)", btf_->type_name(type), size) : fmt::format("{} bytes", size);
+    }
+
+    void put(const ScenarioValue& v, uint32_t type, Encoded& e, std::size_t off, std::size_t size, const std::string& what) const {
+        using btf::Kind;
+        const uint32_t r = type ? btf_->resolve(type) : 0;
+        const Kind k = r ? btf_->type(r).kind() : Kind::Void;
+        switch (v.kind) {
+        case ScenarioValue::Kind::Scalar: {
+            if ((k == Kind::Enum || k == Kind::Enum64) && !is_number(v)) {
+                const auto t = btf_->type(r);
+                std::string names;
+                for (uint32_t i = 0; i < t.vlen(); ++i) {
+                    const auto ev = t.enumerator(i);
+                    if (ev.name == v.text) {
+                        ScenarioValue n;
+                        n.text = std::to_string(ev.value);
+                        n.line = v.line;
+                        put_number(n, e, off, size, what);
+                        return;
+                    }
+                    names += (names.empty() ? "" : ", ") + std::string(ev.name);
+                }
+                fail(v.line, fmt::format("{}: '{}' is not an enumerator of {} ({})", what, v.text, btf_->type_name(type), names));
+            }
+            if (k == Kind::Array && char_elem(btf_->type(r).array().type) && !is_number(v)) {
+                const std::size_t n = std::min<std::size_t>(btf_->type(r).array().nelems, size);
+                if (v.text.size() > n) fail(v.line, fmt::format("{}: \"{}\" is {} characters, but {} holds {}", what, v.text, v.text.size(), btf_->type_name(type), n));
+                set_bytes(e, off, reinterpret_cast<const uint8_t*>(v.text.data()), v.text.size());
+                if (v.text.size() < n) e.mask[off + v.text.size()] = 0xff;   // the terminating NUL
+                return;
+            }
+            if (k == Kind::Float && !v.quoted) {
+                char* end = nullptr;
+                const double d = std::strtod(v.text.c_str(), &end);
+                if (!v.text.empty() && !*end && (size == 4 || size == 8)) {
+                    if (size == 4) {
+                        const float f = static_cast<float>(d);
+                        set_bytes(e, off, reinterpret_cast<const uint8_t*>(&f), 4);
+                    } else {
+                        set_bytes(e, off, reinterpret_cast<const uint8_t*>(&d), 8);
+                    }
+                    return;
+                }
+            }
+            if (is_number(v)) {
+                put_number(v, e, off, size, what);
+                return;
+            }
+            if (v.text == "true" || v.text == "false") {
+                if (!v.quoted && (k == Kind::Int || k == Kind::Void)) {
+                    ScenarioValue n;
+                    n.text = v.text == "true" ? "1" : "0";
+                    n.line = v.line;
+                    put_number(n, e, off, size, what);
+                    return;
+                }
+            }
+            auto b = parse_hex(v.text, what);
+            if (b && b->size() == size) {
+                set_bytes(e, off, b->data(), b->size());
+                return;
+            }
+            if (b) fail(v.line, fmt::format("{}: '{}' is {} bytes, but {} is {}", what, v.text, b->size(), r ? btf_->type_name(type) : "the value", size == 1 ? "1 byte" : fmt::format("{} bytes", size)));
+            fail(v.line, fmt::format("{}: '{}' is neither a number nor hex bytes{}", what, v.text,
+                                     r ? fmt::format(" for {}", btf_->type_name(type)) : std::string()));
+        }
+        case ScenarioValue::Kind::List: {
+            if (k == Kind::Array) {
+                const auto a = btf_->type(r).array();
+                const std::size_t esz = btf_->size_of(a.type);
+                if (v.items.size() > a.nelems) fail(v.line, fmt::format("{}: {} elements, but {} has {}", what, v.items.size(), btf_->type_name(type), a.nelems));
+                for (std::size_t i = 0; i < v.items.size(); ++i) {
+                    if (off + (i + 1) * esz > e.bytes.size()) fail(v.line, fmt::format("{}[{}]: past the end of the value", what, i));
+                    put(v.items[i], a.type, e, off + i * esz, esz, fmt::format("{}[{}]", what, i));
+                }
+                return;
+            }
+            if (v.items.size() != size)
+                fail(v.line, fmt::format("{}: {} bytes given, but {} is {}", what, v.items.size(), r ? btf_->type_name(type) : "the value", size == 1 ? "1 byte" : fmt::format("{} bytes", size)));
+            for (std::size_t i = 0; i < v.items.size(); ++i) {
+                const ScenarioValue& b = v.items[i];
+                const auto x = b.kind == ScenarioValue::Kind::Scalar ? parse_integer(b.text) : std::nullopt;
+                if (!x || *x > 255) fail(b.line, fmt::format("{}: byte {} is not a number from 0 to 255", what, i));
+                e.bytes[off + i] = static_cast<uint8_t>(*x);
+                e.mask[off + i] = 0xff;
+            }
+            return;
+        }
+        case ScenarioValue::Kind::Mapping: {
+            if (k == Kind::Struct || k == Kind::Union) {
+                for (const auto& [name, fv] : v.fields) {
+                    const auto m = btf_->member_by_name(r, name);
+                    if (!m) fail(fv.line, fmt::format("{}: {} has no member '{}' (members: {})", what, btf_->type_name(type), name, members_of(r)));
+                    const std::string mwhat = what + "." + name;
+                    if (m->bitfield_size) {
+                        if (!is_number(fv)) fail(fv.line, fmt::format("{}: a bitfield takes a number", mwhat));
+                        const uint64_t x = *parse_integer(fv.text);
+                        if (m->bitfield_size < 64 && (x >> m->bitfield_size) != 0 && !fv.text.starts_with("-"))
+                            fail(fv.line, fmt::format("{}: {} does not fit in {} bits", mwhat, fv.text, m->bitfield_size));
+                        for (uint32_t i = 0; i < m->bitfield_size; ++i) {
+                            const std::size_t pos = m->bit_offset + i, byte = off + pos / 8;
+                            if (byte >= e.bytes.size()) fail(fv.line, fmt::format("{}: past the end of the value", mwhat));
+                            const uint8_t bit = static_cast<uint8_t>(1u << (pos % 8));
+                            e.mask[byte] |= bit;
+                            if ((x >> i) & 1) e.bytes[byte] |= bit;
+                            else e.bytes[byte] &= static_cast<uint8_t>(~bit);
+                        }
+                        continue;
+                    }
+                    const std::size_t moff = off + m->bit_offset / 8, msize = btf_->size_of(m->type);
+                    if (moff + msize > e.bytes.size()) fail(fv.line, fmt::format("{}: past the end of the value", mwhat));
+                    put(fv, m->type, e, moff, msize, mwhat);
+                }
+                return;
+            }
+            if (k == Kind::Datasec) {
+                const auto t = btf_->type(r);
+                for (const auto& [name, fv] : v.fields) {
+                    bool found = false;
+                    for (uint32_t i = 0; i < t.vlen() && !found; ++i) {
+                        const auto vs = t.var(i);
+                        const auto var = btf_->type(vs.type);
+                        if (var.name() != name) continue;
+                        if (off + vs.offset + vs.size > e.bytes.size()) fail(fv.line, fmt::format("{}.{}: past the end of the value", what, name));
+                        put(fv, var.type(), e, off + vs.offset, vs.size, what + "." + name);
+                        found = true;
+                    }
+                    if (!found) fail(fv.line, fmt::format("{}: {} has no variable '{}' (variables: {})", what, btf_->type_name(type), name, members_of(r)));
+                }
+                return;
+            }
+            fail(v.line, fmt::format("{}: fields need a struct type, but {} (give a number, hex bytes or a byte list)", what,
+                                     r ? fmt::format("the type is {}", btf_->type_name(type)) : std::string("it has no BTF type")));
+        }
+        }
+    }
+
+    std::string text(const uint8_t* p, std::size_t n, uint32_t type, const ScenarioValue* shape) const {
+        using btf::Kind;
+        if (!type) return (n == 1 || n == 2 || n == 4 || n == 8) ? std::to_string(read_le(p, n)) : hex(p, n);
+        const uint32_t r = btf_->resolve(type);
+        const auto t = btf_->type(r);
+        const std::size_t size = std::min<std::size_t>(t.kind() == Kind::Datasec ? t.size() : btf_->size_of(r), n);
+        switch (t.kind()) {
+        case Kind::Int: {
+            uint64_t v = read_le(p, size);
+            if ((t.int_encoding() & btf::kIntSigned) && size < 8 && size > 0 && (v >> (size * 8 - 1)) & 1) v |= ~uint64_t(0) << (size * 8);
+            if (t.int_encoding() & btf::kIntSigned) return std::to_string(static_cast<int64_t>(v));
+            if (t.int_encoding() & btf::kIntBool) return v ? "true" : "false";
+            return std::to_string(v);
+        }
+        case Kind::Enum:
+        case Kind::Enum64: {
+            uint64_t v = read_le(p, size);
+            if (t.enum_signed() && size < 8 && size > 0 && (v >> (size * 8 - 1)) & 1) v |= ~uint64_t(0) << (size * 8);
+            for (uint32_t i = 0; i < t.vlen(); ++i)
+                if (static_cast<uint64_t>(t.enumerator(i).value) == v) return std::string(t.enumerator(i).name);
+            return t.enum_signed() ? std::to_string(static_cast<int64_t>(v)) : std::to_string(v);
+        }
+        case Kind::Ptr:
+            return fmt::format("{:#x}", read_le(p, size));
+        case Kind::Float:
+            if (size == 4) {
+                float f;
+                std::memcpy(&f, p, 4);
+                return fmt::format("{}", f);
+            }
+            if (size == 8) {
+                double d;
+                std::memcpy(&d, p, 8);
+                return fmt::format("{}", d);
+            }
+            return hex(p, size);
+        case Kind::Array: {
+            const auto a = t.array();
+            const std::size_t esz = btf_->size_of(a.type);
+            if (char_elem(a.type) && !(shape && shape->kind == ScenarioValue::Kind::List)) {
+                std::string s = "\"";
+                for (std::size_t i = 0; i < size && p[i]; ++i) {
+                    const char c = static_cast<char>(p[i]);
+                    if (c == '"' || c == '\\') s += fmt::format("\\{}", c);
+                    else if (p[i] >= 0x20 && p[i] < 0x7f) s += c;
+                    else s += fmt::format("\\x{:02x}", p[i]);
+                }
+                return s + "\"";
+            }
+            const bool listed = shape && shape->kind == ScenarioValue::Kind::List;
+            const std::size_t count = listed ? std::min<std::size_t>(shape->items.size(), a.nelems) : a.nelems;
+            std::string s = "[";
+            for (std::size_t i = 0; i < count && esz && (i + 1) * esz <= size; ++i)
+                s += (i ? ", " : "") + text(p + i * esz, esz, a.type, listed ? &shape->items[i] : nullptr);
+            return s + "]";
+        }
+        case Kind::Struct:
+        case Kind::Union: {
+            std::vector<std::string> parts;
+            if (shape && shape->kind == ScenarioValue::Kind::Mapping) {
+                for (const auto& [name, fv] : shape->fields)
+                    if (const auto m = btf_->member_by_name(r, name)) parts.push_back(name + ": " + member_text(p, size, *m, &fv));
+            } else {
+                all_members(p, size, r, 0, parts);
+            }
+            std::string s = "{";
+            for (std::size_t i = 0; i < parts.size(); ++i) s += (i ? ", " : "") + parts[i];
+            return s + "}";
+        }
+        case Kind::Datasec: {
+            std::string s = "{";
+            bool first = true;
+            for (uint32_t i = 0; i < t.vlen(); ++i) {
+                const auto vs = t.var(i);
+                const auto var = btf_->type(vs.type);
+                const ScenarioValue* fshape = nullptr;
+                if (shape && shape->kind == ScenarioValue::Kind::Mapping) {
+                    for (const auto& [name, fv] : shape->fields)
+                        if (name == var.name()) fshape = &fv;
+                    if (!fshape) continue;
+                }
+                if (vs.offset + vs.size > size) continue;
+                s += fmt::format("{}{}: {}", first ? "" : ", ", var.name(), text(p + vs.offset, vs.size, var.type(), fshape));
+                first = false;
+            }
+            return s + "}";
+        }
+        default:
+            return hex(p, size);
+        }
+    }
+
+    std::string member_text(const uint8_t* p, std::size_t n, const btf::Member& m, const ScenarioValue* shape) const {
+        if (m.bitfield_size) {
+            uint64_t v = 0;
+            for (uint32_t i = 0; i < m.bitfield_size && i < 64; ++i) {
+                const std::size_t pos = m.bit_offset + i;
+                if (pos / 8 < n && ((p[pos / 8] >> (pos % 8)) & 1)) v |= uint64_t(1) << i;
+            }
+            return std::to_string(v);
+        }
+        const std::size_t off = m.bit_offset / 8, size = btf_->size_of(m.type);
+        if (off + size > n) return "?";
+        return text(p + off, size, m.type, shape);
+    }
+
+    void all_members(const uint8_t* p, std::size_t n, uint32_t r, uint32_t base_bits, std::vector<std::string>& parts) const {
+        const auto t = btf_->type(r);
+        for (uint32_t i = 0; i < t.vlen(); ++i) {
+            btf::Member m = t.member(i);
+            m.bit_offset += base_bits;
+            if (m.name.empty()) {
+                const uint32_t inner = btf_->resolve(m.type);
+                const auto k = btf_->type(inner).kind();
+                if (k == btf::Kind::Struct || k == btf::Kind::Union) {
+                    all_members(p, n, inner, m.bit_offset, parts);
+                    continue;
+                }
+            }
+            parts.push_back(std::string(m.name) + ": " + member_text(p, n, m, nullptr));
+        }
+    }
+};
+
+std::string map_names(const Object& obj) {
+    std::string known;
+    for (const auto& d : obj.maps()) known += (known.empty() ? "" : ", ") + d.name;
+    return known;
+}
+
+Map& find_map(World& w, const Codec& c, std::size_t line, const std::string& name) {
+    Map* m = w.map(name);
+    if (!m) c.fail(line, fmt::format("no map '{}' in {} (maps: {})", name, w.object().path(), map_names(w.object())));
+    return *m;
+}
+
+// Writes an entry (world.maps, update:) as bpf(BPF_MAP_UPDATE_ELEM) would.
+void write_entry(World& w, const Codec& c, const std::string& name, const ScenarioEntry& en, const char* what) {
+    Map& m = find_map(w, c, en.line, name);
+    const MapDef& d = m.def();
+    const bool keyless = is_keyless(d.type);
+    if (keyless && en.key) c.fail(en.line, fmt::format("{}: map '{}' is a {}, which takes values only", what, name, to_string(d.type)));
+    if (!keyless && !en.key) c.fail(en.line, fmt::format("{}: map '{}': no 'key'", what, name));
+    const uint32_t vtype = c.value_type(d);
+    std::vector<uint8_t> key;
+    if (en.key) key = c.encode(*en.key, d.btf_key_type, d.key_size, fmt::format("map {} key", name)).bytes;
+    std::vector<uint8_t> value(m.user_value_size(), 0);
+    const std::string vwhat = fmt::format("map {} value", name);
+    if (is_percpu(d.type)) {
+        const std::size_t stride = (d.value_size + 7) / 8 * 8;
+        const unsigned ncpus = w.options().ncpus;
+        if (en.values.size() > ncpus) c.fail(en.line, fmt::format("{}: {} per-CPU values, but the world has {} CPU(s)", what, en.values.size(), ncpus));
+        for (unsigned cpu = 0; cpu < ncpus; ++cpu) {
+            const ScenarioValue* v = en.value ? &*en.value : cpu < en.values.size() ? &en.values[cpu] : nullptr;
+            if (!v) continue;
+            auto b = c.encode(*v, vtype, d.value_size, vwhat).bytes;
+            std::memcpy(value.data() + cpu * stride, b.data(), b.size());
+        }
+    } else {
+        if (!en.values.empty()) c.fail(en.line, fmt::format("{}: 'values' (per CPU) on map '{}', which is not per-CPU", what, name));
+        auto b = c.encode(*en.value, vtype, d.value_size, vwhat).bytes;
+        std::memcpy(value.data(), b.data(), std::min(b.size(), value.size()));
+    }
+    const int64_t rc = keyless ? m.push(value.data(), 0) : m.user_update(key.data(), value.data(), 0);
+    if (rc < 0) c.fail(en.line, fmt::format("{}: map '{}' refused the entry (error {})", what, name, rc));
+}
+
+void delete_entry(World& w, const Codec& c, const ScenarioMapChange& ch) {
+    Map& m = find_map(w, c, ch.line, ch.map);
+    const MapDef& d = m.def();
+    const auto key = c.encode(*ch.entry.key, d.btf_key_type, d.key_size, fmt::format("map {} key", ch.map)).bytes;
+    const int64_t rc = m.user_delete(key.data());
+    if (rc == errc::kENOENT)
+        c.fail(ch.line, fmt::format("delete: map '{}' has no entry with key {}", ch.map, c.show(key.data(), key.size(), d.btf_key_type, &*ch.entry.key)));
+    if (rc < 0) c.fail(ch.line, fmt::format("delete: map '{}' refused (error {})", ch.map, rc));
+}
+
+void check_map(World& w, const Codec& c, const ScenarioMapExpect& me, StepOutcome& so) {
+    Map& m = find_map(w, c, me.line, me.map);
+    const MapDef& d = m.def();
+    if (d.type == MapType::Ringbuf || d.type == MapType::PerfEventArray)
+        c.fail(me.line, fmt::format("expect.maps: '{}' is a {}; check its output with 'records'", me.map, to_string(d.type)));
+    if (d.key_size == 0) c.fail(me.line, fmt::format("expect.maps: '{}' is a {}, which has no keys", me.map, to_string(d.type)));
+    const uint32_t vtype = c.value_type(d);
+    const unsigned ncpus = w.options().ncpus;
+    const bool percpu = is_percpu(d.type);
+    const std::size_t stride = percpu ? (d.value_size + 7) / 8 * 8 : d.value_size;
+    const auto actual = dump_map(m, ncpus);
+    std::vector<bool> listed(actual.size(), false);
+    auto find = [&](const std::vector<uint8_t>& key) -> std::ptrdiff_t {
+        for (std::size_t i = 0; i < actual.size(); ++i)
+            if (actual[i].first == key) return static_cast<std::ptrdiff_t>(i);
+        return -1;
+    };
+    auto value_text = [&](const std::vector<uint8_t>& v, const ScenarioValue* shape) {
+        if (!percpu) return c.show(v.data(), v.size(), vtype, shape);
+        std::string s = "[";
+        for (unsigned cpu = 0; cpu < ncpus && (cpu + 1) * stride <= v.size(); ++cpu)
+            s += (cpu ? ", " : "") + c.show(v.data() + cpu * stride, d.value_size, vtype, shape);
+        return s + "]";
+    };
+    auto fail = [&](std::string msg) {
+        so.passed = false;
+        so.failures.push_back(std::move(msg));
+    };
+    for (const auto& en : me.entries) {
+        const auto key = c.encode(*en.key, d.btf_key_type, d.key_size, fmt::format("map {} key", me.map)).bytes;
+        const std::string ktext = c.show(key.data(), key.size(), d.btf_key_type, &*en.key);
+        const std::string vwhat = fmt::format("map {} value", me.map);
+        // The expected value per CPU (one for a map that is not per-CPU).
+        std::vector<std::pair<unsigned, const ScenarioValue*>> want;
+        if (!percpu && !en.values.empty()) c.fail(en.line, fmt::format("map entry: 'values' (per CPU) on map '{}', which is not per-CPU", me.map));
+        if (en.values.size() > ncpus) c.fail(en.line, fmt::format("map entry: {} per-CPU values, but the world has {} CPU(s)", en.values.size(), ncpus));
+        for (unsigned cpu = 0; cpu < (percpu ? ncpus : 1u); ++cpu) {
+            if (en.value) want.emplace_back(cpu, &*en.value);
+            else if (cpu < en.values.size()) want.emplace_back(cpu, &en.values[cpu]);
+        }
+        const std::ptrdiff_t i = find(key);
+        if (i < 0) {
+            const Encoded e = c.encode(*want.front().second, vtype, d.value_size, vwhat);
+            fail(fmt::format("map {} key {}: expected {}, got no entry", me.map, ktext, c.show(e.bytes.data(), e.bytes.size(), vtype, want.front().second)));
+            continue;
+        }
+        listed[static_cast<std::size_t>(i)] = true;
+        const auto& got = actual[static_cast<std::size_t>(i)].second;
+        for (const auto& [cpu, v] : want) {
+            const Encoded e = c.encode(*v, vtype, d.value_size, vwhat);
+            const uint8_t* g = got.data() + cpu * stride;
+            if (e.matches(g, d.value_size)) continue;
+            fail(fmt::format("map {} key {}{}: expected {}, got {}", me.map, ktext, percpu ? fmt::format(" cpu {}", cpu) : "",
+                             c.show(e.bytes.data(), e.bytes.size(), vtype, v), c.show(g, d.value_size, vtype, v)));
+        }
+    }
+    for (const auto& k : me.absent) {
+        const auto key = c.encode(k, d.btf_key_type, d.key_size, fmt::format("map {} key", me.map)).bytes;
+        const std::ptrdiff_t i = find(key);
+        if (i >= 0)
+            fail(fmt::format("map {} key {}: expected no entry, got {}", me.map, c.show(key.data(), key.size(), d.btf_key_type, &k),
+                             value_text(actual[static_cast<std::size_t>(i)].second, nullptr)));
+    }
+    if (me.partial) return;
+    for (std::size_t i = 0; i < actual.size(); ++i) {
+        if (listed[i]) continue;
+        const auto& [key, v] = actual[i];
+        if (is_array(d.type) && std::all_of(v.begin(), v.end(), [](uint8_t b) { return b == 0; })) continue;   // arrays: unlisted entries are zero
+        fail(fmt::format("map {}: unexpected entry key {}: {}", me.map, c.show(key.data(), key.size(), d.btf_key_type, nullptr), value_text(v, nullptr)));
+    }
+}
+
+void check_records(const Codec& obj_codec, const Codec& kernel_codec, World& w, const ScenarioRecordsExpect& re, StepOutcome& so) {
+    const Map& m = find_map(w, obj_codec, re.line, re.map);
+    if (m.def().type != MapType::Ringbuf && m.def().type != MapType::PerfEventArray)
+        obj_codec.fail(re.line, fmt::format("expect.records: map '{}' is a {}, not a ringbuf or perf_event_array", re.map, to_string(m.def().type)));
+    const Codec* c = &obj_codec;
+    uint32_t type = 0;
+    if (!re.type.empty()) {
+        auto id = obj_codec.find_type(re.type);
+        if (!id && (id = kernel_codec.find_type(re.type))) c = &kernel_codec;
+        if (!id)
+            obj_codec.fail(re.line, fmt::format("expect.records: no type '{}' in the BTF of {}{}", re.type, w.object().path(),
+                                                kernel_codec.btf() ? " or the kernel" : ""));
+        type = *id;
+    }
+    static const std::vector<std::vector<uint8_t>> none;
+    auto it = so.records.find(re.map);
+    const auto& got = it == so.records.end() ? none : it->second;
+    auto fail = [&](std::string msg) {
+        so.passed = false;
+        so.failures.push_back(std::move(msg));
+    };
+    const std::size_t size = type ? c->btf()->size_of(type) : 0;
+    for (std::size_t i = 0; i < re.records.size() && i < got.size(); ++i) {
+        const ScenarioValue& v = re.records[i];
+        const std::string what = fmt::format("record {}[{}]", re.map, i);
+        const auto& g = got[i];
+        if (type) {
+            const Encoded e = c->encode(v, type, size, what);
+            if (g.size() < size)
+                fail(fmt::format("records {}[{}]: expected {}, got {} bytes (shorter than {})", re.map, i, c->show(e.bytes.data(), size, type, &v), g.size(), re.type));
+            else if (!e.matches(g.data(), g.size()))
+                fail(fmt::format("records {}[{}]: expected {}, got {}", re.map, i, c->show(e.bytes.data(), size, type, &v), c->show(g.data(), size, type, &v)));
+        } else {
+            // Untyped: hex or bytes, the whole record.
+            std::vector<uint8_t> want;
+            if (v.kind == ScenarioValue::Kind::List) {
+                want = c->encode(v, 0, v.items.size(), what).bytes;
+            } else {
+                auto b = parse_hex(v.text, what);
+                if (!b) c->fail(v.line, b.error().message());
+                want = std::move(b.value());
+            }
+            if (want != g) fail(fmt::format("records {}[{}]: expected {}, got {}", re.map, i, hex(want.data(), want.size()), hex(g.data(), g.size())));
+        }
+    }
+    if (re.partial ? got.size() < re.records.size() : got.size() != re.records.size())
+        fail(fmt::format("records {}: expected {}{} record{}, got {}", re.map, re.partial ? "at least " : "", re.records.size(),
+                         re.records.size() == 1 ? "" : "s", got.size()));
+}
+
+}  // namespace
 
 bool ScenarioOutcome::passed() const {
     return !error && std::all_of(steps.begin(), steps.end(), [](const StepOutcome& s) { return s.passed; });
@@ -240,6 +1005,15 @@ ScenarioOutcome run_scenario(const Scenario& s, std::size_t btf_index, const vm:
         World& w = **world;
         if (!s.map_init.empty())
             if (auto n = load_map_init(w, s.map_init); !n) throw n.error();
+        // The object's BTF with DATASEC sizes and offsets filled in (global data by name).
+        std::optional<btf::Btf> fixed;
+        if (obj->btf())
+            if (auto bytes = obj->kernel_btf())
+                if (auto b = btf::Btf::parse(*bytes, obj->btf()->name())) fixed.emplace(std::move(b.value()));
+        const Codec codec(s.file, fixed ? &*fixed : obj->btf());
+        const Codec kernel_codec(s.file, wo.kernel_btf.get());
+        for (const auto& [name, entries] : s.maps)
+            for (const auto& en : entries) write_entry(w, codec, name, en, "world.maps");
         std::map<std::string, uint64_t> tasks;
         for (const auto& t : s.tasks) {   // parents first: they are created in file order, then linked
             auto addr = w.add_task(t.spec);
@@ -261,9 +1035,23 @@ ScenarioOutcome run_scenario(const Scenario& s, std::size_t btf_index, const vm:
         for (const auto& st : s.steps) {
             if (!st.current.empty()) w.current_task = tasks.at(st.current);
             if (st.advance_ns) w.advance(*st.advance_ns);
+            for (const auto& ch : st.changes) {
+                if (ch.erase) delete_entry(w, codec, ch);
+                else write_entry(w, codec, ch.map, ch.entry, "update");
+            }
             if (st.run.empty()) continue;
             StepOutcome so;
             so.name = st.name;
+            if (st.expect.verifier && !st.expect.verifier->accept) {
+                // The kernel would not load it, so it is not run. Predicting the rejection (and
+                // its message) is the verifier model's job, which bpfsim does not have yet.
+                const std::size_t line = st.expect.verifier->line;
+                so.skipped = fmt::format("{}{}: expects the verifier to reject '{}'{}; bpfsim has no verifier model yet, so this is not checked",
+                                         s.file.string(), line ? fmt::format(":{}", line) : "", st.run,
+                                         st.expect.verifier->messages.empty() ? "" : " with \"" + st.expect.verifier->messages.front() + "\"");
+                out.steps.push_back(std::move(so));
+                continue;
+            }
             const ProgramDef* def = obj->find_program(st.run);
             if (!def) {
                 auto l = obj->link(st.run);
@@ -278,7 +1066,7 @@ ScenarioOutcome run_scenario(const Scenario& s, std::size_t btf_index, const vm:
                     if (!st.packet) throw Error(ErrorCode::Usage, fmt::format("{}:{}: program '{}' needs a 'packet'", s.file.string(), st.line, def->name));
                     return w.run_packet(def->name, *st.packet, ro);
                 }
-                auto ctx = build_context(def->type, def->attach, st.ctx, w.options());
+                auto ctx = build_context(def->type, def->attach, st.ctx, w.options(), w.has_kernel() ? &w.kernel() : nullptr);
                 if (!ctx) {
                     Error e = ctx.error();
                     e.where().file = s.file.string();
@@ -294,6 +1082,17 @@ ScenarioOutcome run_scenario(const Scenario& s, std::size_t btf_index, const vm:
                 so.trace_lines.push_back(line);
             }
             const ProgramRun& pr = *run;
+            // What the run wrote to ring buffers and perf event arrays; ring buffers are consumed.
+            for (std::size_t i = 0; i < obj->maps().size(); ++i) {
+                Map* m = w.map_at(i);
+                if (auto* rb = dynamic_cast<RingbufMap*>(m)) {
+                    auto recs = rb->drain();
+                    if (!recs.empty()) so.records[obj->maps()[i].name] = std::move(recs);
+                } else if (auto* pe = dynamic_cast<PerfEventArrayMap*>(m)) {
+                    for (const auto& rec : pe->records()) so.records[obj->maps()[i].name].push_back(rec.data);
+                    pe->clear_records();
+                }
+            }
             if (pr.result.trap) {
                 so.passed = false;
                 so.failures.push_back("trap: " + pr.result.trap->message);
@@ -339,6 +1138,17 @@ ScenarioOutcome run_scenario(const Scenario& s, std::size_t btf_index, const vm:
                     std::string g;
                     for (auto b : pr.packet) g += fmt::format("{:02x}", b);
                     so.failures.push_back(fmt::format("packet: expected {}, got {}", *st.expect.packet, g));
+                }
+            }
+            for (const auto& me : st.expect.maps) check_map(w, codec, me, so);
+            for (const auto& re : st.expect.records) check_records(codec, kernel_codec, w, re, so);
+            for (const auto& he : st.expect.helpers) {
+                const auto it = pr.helper_calls.find(he.id);
+                const uint64_t got = it == pr.helper_calls.end() ? 0 : it->second;
+                if (got != he.calls) {
+                    so.passed = false;
+                    so.failures.push_back(fmt::format("helpers: expected {} bpf_{} call{}, got {}", he.calls, vm::kernel_helper_name(he.id),
+                                                      he.calls == 1 ? "" : "s", got));
                 }
             }
             so.run = std::move(run.value());

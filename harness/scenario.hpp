@@ -5,6 +5,7 @@
 #include "harness/harness.hpp"
 
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <regex>
 #include <string>
@@ -18,11 +19,78 @@ struct ScenarioTask {
     std::string parent;          // another task's name
 };
 
+// A key, map value or record as the scenario gives it, kept until the object's BTF encodes it
+// (see README "Scenarios"): a number, text (a hex string, a char array, an enumerator), a
+// list (bytes, or an array's elements) or a mapping (struct/union members, DATASEC variables).
+struct ScenarioValue {
+    enum class Kind : uint8_t { Scalar, List, Mapping };
+    Kind kind = Kind::Scalar;
+    std::string text;                                            // Scalar
+    bool quoted = false;                                         // a quoted scalar is text, never a number
+    std::vector<ScenarioValue> items;                            // List
+    std::vector<std::pair<std::string, ScenarioValue>> fields;   // Mapping, in the file's order
+    std::size_t line = 0;
+};
+
+// One map entry: {key: K, value: V} or {key: K, values: [V per CPU]}; keyless maps (queue,
+// stack, bloom filter) take a value only.
+struct ScenarioEntry {
+    std::size_t line = 0;
+    std::optional<ScenarioValue> key;
+    std::optional<ScenarioValue> value;
+    std::vector<ScenarioValue> values;   // per-CPU maps: one per CPU
+};
+
+// A step's `update:` / `delete:` of a map entry, done before the step's run.
+struct ScenarioMapChange {
+    std::size_t line = 0;
+    std::string map;
+    bool erase = false;
+    ScenarioEntry entry;
+};
+
+// `expect.maps.NAME`: the map's entries after the run.
+struct ScenarioMapExpect {
+    std::size_t line = 0;
+    std::string map;
+    std::vector<ScenarioEntry> entries;  // must be present with these values (mappings: listed fields only)
+    std::vector<ScenarioValue> absent;   // keys that must not be present
+    bool partial = false;                // false: no other entries (arrays: every other entry zero)
+};
+
+// `expect.records.NAME`: what a ring buffer or perf event array received during the run.
+struct ScenarioRecordsExpect {
+    std::size_t line = 0;
+    std::string map;
+    std::string type;                    // "struct event": decodes records (object .BTF, then the kernel's)
+    std::vector<ScenarioValue> records;  // in order; mappings need `type`, otherwise hex or bytes
+    bool partial = false;                // false: exactly these; true: the first records are these
+};
+
+struct ScenarioHelperExpect {
+    std::size_t line = 0;
+    std::string name;                    // as given
+    int32_t id = 0;
+    uint64_t calls = 0;
+};
+
+// `expect.verifier`: the kernel verifier's verdict on the program, and lines its log must
+// contain, in order (the kernel selftests' __success / __failure / __msg).
+struct ScenarioVerifierExpect {
+    std::size_t line = 0;
+    bool accept = true;
+    std::vector<std::string> messages;
+};
+
 struct ScenarioExpect {
+    std::optional<ScenarioVerifierExpect> verifier;
     std::optional<std::string> ret;      // a number or a symbolic action ("XDP_DROP")
     std::vector<std::string> trace;      // exact messages, or /regex/; without the trailing newline
     bool trace_given = false;
     std::optional<std::string> packet;   // hex of the packet afterwards
+    std::vector<ScenarioMapExpect> maps;
+    std::vector<ScenarioRecordsExpect> records;
+    std::vector<ScenarioHelperExpect> helpers;   // calls per helper in this run
 };
 
 struct ScenarioStep {
@@ -32,6 +100,7 @@ struct ScenarioStep {
     std::string run;                     // program name or section
     std::string current;                 // task to make current for this step and after
     std::optional<uint64_t> advance_ns;  // clock change
+    std::vector<ScenarioMapChange> changes;   // map updates and deletes
     ContextSpec ctx;
     std::optional<std::vector<uint8_t>> packet;
     ScenarioExpect expect;
@@ -45,6 +114,9 @@ struct Scenario {
     std::vector<ScenarioTask> tasks;
     std::string current;
     std::filesystem::path map_init;      // optional JSON (see load_map_init)
+    // world.maps: initial entries per map, written after map_init.
+    std::vector<std::pair<std::string, std::vector<ScenarioEntry>>> maps;
+    std::size_t maps_line = 0;
     std::vector<ScenarioStep> steps;
 };
 
@@ -55,8 +127,13 @@ Result<Scenario> load_scenario(const std::filesystem::path& file, const std::vec
 struct StepOutcome {
     std::string name;
     bool passed = true;
+    // Why the step was not checked (passed stays true): a verdict bpfsim cannot give yet.
+    std::optional<std::string> skipped;
     std::vector<std::string> failures;   // "return: expected XDP_DROP (1), got 2 (XDP_PASS)"
     std::vector<std::string> trace_lines;   // as trace_pipe prints them
+    // Records each ring buffer / perf event array received during the run (ring buffers are
+    // consumed after every run, as a polling consumer would).
+    std::map<std::string, std::vector<std::vector<uint8_t>>> records;
     std::optional<ProgramRun> run;
 };
 

@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
+#include <utility>
 
 namespace bpfsim::harness {
 
@@ -31,6 +33,43 @@ bool sees_l2(ProgType t) {
 
 }  // namespace
 
+// Counting trampolines: one per helper id below kCounted, each adding one to the world's
+// counter and calling the implementation (HelperFn is a plain function pointer, so the id
+// is a template argument).
+struct HelperCounting {
+    static constexpr int32_t kCounted = 256;
+    template <int32_t Id>
+    static uint64_t call(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5, vm::Env& e) {
+        World& w = static_cast<World&>(e);
+        ++w.helper_calls_[Id];
+        return w.helper_fns_[Id](r1, r2, r3, r4, r5, e);
+    }
+    template <int32_t... Ids>
+    static constexpr std::array<vm::HelperFn, sizeof...(Ids)> table(std::integer_sequence<int32_t, Ids...>) {
+        return {&call<Ids>...};
+    }
+    static void install(World& w, vm::HelperTable& t) {
+        static constexpr auto trampolines = table(std::make_integer_sequence<int32_t, kCounted>{});
+        w.helper_calls_.assign(kCounted, 0);
+        w.helper_fns_.assign(kCounted, nullptr);
+        for (int32_t id = 0; id < kCounted; ++id) {
+            const vm::Helper* h = t.find(id);
+            if (!h) continue;
+            vm::Helper counted = *h;
+            w.helper_fns_[static_cast<std::size_t>(id)] = h->fn;
+            counted.fn = trampolines[static_cast<std::size_t>(id)];
+            t.add(std::move(counted));
+        }
+    }
+};
+
+std::map<int32_t, uint64_t> World::take_helper_calls() const {
+    std::map<int32_t, uint64_t> out;
+    for (std::size_t id = 0; id < helper_calls_.size(); ++id)
+        if (helper_calls_[id]) out.emplace(static_cast<int32_t>(id), helper_calls_[id]);
+    return out;
+}
+
 World::World() = default;
 World::~World() = default;
 
@@ -53,6 +92,7 @@ Result<std::unique_ptr<World>> World::create(const Object& obj, WorldOptions opt
             };
             w->helpers_.add(std::move(poison));
         }
+        HelperCounting::install(*w, w->helpers_);
         w->devices.push_back(NetDevice{opts.ifindex, {}, 65536, false});   // the test run's loopback device
         if (opts.kernel_btf) w->kmem_ = std::make_unique<KernelMemory>(opts.kernel_btf);
         MapOptions mo;
@@ -137,6 +177,7 @@ Map* World::map_from_handle(uint64_t value) const {
 Result<vm::Program> World::bind(const LinkedProgram& lp) const {
     return catch_error([&]() -> vm::Program {
         vm::Program p = lp.prog;
+        p.functions = lp.functions;
         auto where = [&](std::size_t pc) {
             Location loc;
             loc.file = p.file;
@@ -387,9 +428,11 @@ Result<ProgramRun> World::run_packet(std::string_view prog, const std::vector<ui
         const std::size_t trace_before = trace.size();
         tail_calls = 0;
         tunnel = TunnelInfo{};
+        std::fill(helper_calls_.begin(), helper_calls_.end(), 0);
 
         ProgramRun out;
         out.result = (*c)->run(*this, {reinterpret_cast<uint64_t>(ctx), 0, 0, 0, 0}, ro);
+        out.helper_calls = take_helper_calls();
         explain_poison(prog, out.result);
         // Programs that see the packet from L3 give it back with a zeroed Ethernet header,
         // as BPF_PROG_TEST_RUN does when it pushes the header back.
@@ -426,8 +469,10 @@ Result<ProgramRun> World::run_ctx(std::string_view prog, std::vector<uint8_t> ct
         mem.add(ctx, ctx_bytes.size(), read_only ? vm::kRead : vm::kReadWrite, vm::RegionKind::Ctx, "ctx");
         const std::size_t trace_before = trace.size();
         tail_calls = 0;
+        std::fill(helper_calls_.begin(), helper_calls_.end(), 0);
         ProgramRun out;
         out.result = (*c)->run(*this, {reinterpret_cast<uint64_t>(ctx), 0, 0, 0, 0}, ro);
+        out.helper_calls = take_helper_calls();
         explain_poison(prog, out.result);
         out.trace.assign(trace.begin() + static_cast<std::ptrdiff_t>(trace_before), trace.end());
         mem.remove(reinterpret_cast<uint64_t>(ctx));
