@@ -27,6 +27,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <mutex>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -227,8 +228,10 @@ struct Part {
     } offsets;
     std::size_t types_at = 0;       // byte offset of the type section in the parsed data, for messages
 
-    // Open-addressed name index of this part (ids; 0 is empty), built on first use.
+    // Open-addressed name index of this part (ids; 0 is empty), built on first use: once,
+    // so that threads may share a const Btf (bpfsim test -j, kernel BTFs shared by worlds).
     mutable std::vector<uint32_t> index;
+    mutable std::once_flag index_once;
 
     uint32_t count() const { return start_id + static_cast<uint32_t>(offsets.size()); }
     uint32_t strings_end() const { return str_start + str_len; }
@@ -820,7 +823,7 @@ std::vector<uint32_t> Btf::find_all(std::string_view name, Kind kind) const {
     const std::size_t h0 = hash(name);
     for (auto it = chain.rbegin(); it != chain.rend(); ++it) {   // base first: lower ids
         const Part& p = **it;
-        if (p.index.empty()) p.build_index();
+        std::call_once(p.index_once, [&p] { p.build_index(); });
         const std::size_t mask = p.index.size() - 1;
         // Equal names share a probe sequence and were inserted in id order.
         for (std::size_t h = h0 & mask; p.index[h]; h = (h + 1) & mask) {
@@ -839,7 +842,7 @@ std::optional<uint32_t> Btf::find(std::string_view name, Kind kind) const {
     const std::size_t h0 = std::hash<std::string_view>()(name);
     for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
         const Part& p = **it;
-        if (p.index.empty()) p.build_index();
+        std::call_once(p.index_once, [&p] { p.build_index(); });
         const std::size_t mask = p.index.size() - 1;
         for (std::size_t h = h0 & mask; p.index[h]; h = (h + 1) & mask) {
             const uint32_t id = p.index[h];
