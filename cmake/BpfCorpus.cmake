@@ -46,12 +46,22 @@ bpfsim_bpf_object(feat_helpers_net corpus/features/helpers_net.c)
 bpfsim_bpf_object(feat_helpers_skb corpus/features/helpers_skb.c)
 bpfsim_bpf_object(feat_helpers_tracing corpus/features/helpers_tracing.c)
 bpfsim_bpf_object(feat_helpers_misc corpus/features/helpers_misc.c)
+# Struct keys, values and records for scenario expectations (tests/test_scenario.cpp).
+bpfsim_bpf_object(feat_scenario_maps corpus/features/scenario_maps.c)
 # CO-RE relocations of every kind, checked against libbpf by tests/core_diff.cpp.
 bpfsim_bpf_object(core_task corpus/core/task.c)
 bpfsim_bpf_object(core_bitfields corpus/core/bitfields.c)
 bpfsim_bpf_object(core_enums corpus/core/enums.c)
 bpfsim_bpf_object(core_ambiguity corpus/core/ambiguity.c)
 bpfsim_bpf_object(core_matches corpus/core/matches.c)
+
+# The example suite: realistic programs with scenarios (corpus/examples/*.yaml, ctest corpus-examples).
+bpfsim_bpf_object(xdp_firewall corpus/examples/xdp_firewall.c)
+bpfsim_bpf_object(tc_ratelimit corpus/examples/tc_ratelimit.c)
+bpfsim_bpf_object(proc_tracker corpus/examples/proc_tracker.c)
+bpfsim_bpf_object(sock_filter corpus/examples/sock_filter.c)
+# Kernel selftest annotations (bpf_misc.h tags) for `bpfsim test OBJ` (tests/test_annotations.cpp).
+bpfsim_bpf_object(feat_annotations corpus/features/annotations.c)
 
 get_property(_objs GLOBAL PROPERTY BPFSIM_BPF_OBJECTS)
 add_custom_target(bpf_corpus ALL DEPENDS ${_objs})

@@ -12,6 +12,8 @@ PACKAGES=(
   libxbyak-dev                    # the JIT
   xz-utils                        # the recorded kernel BTF in corpus/btf is xz-compressed
   libbpf-dev linux-libc-dev       # bpf_helpers.h and UAPI headers for corpus/ programs
+  lcov                            # lcov --summary and genhtml check the coverage tracefiles
+  libxml2-utils                   # xmllint checks the JUnit XML of bpfsim test
 )
 
 missing=()
