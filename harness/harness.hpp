@@ -8,6 +8,7 @@
 #include "common/error.hpp"
 #include "vm/vm.hpp"
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -192,6 +193,22 @@ Result<std::vector<std::vector<uint8_t>>> read_pcap(const std::string& path);
 // A packet given on the command line: "hex:..", "file:PATH", "pcap:PATH[#N]", a path
 // (pcap recognised by its magic, otherwise raw bytes), or bare hex.
 Result<std::vector<uint8_t>> read_packet(const std::string& spec);
+
+// A packet from header fields: Ethernet (an 802.1Q tag with `vlan`), IPv4 or IPv6 (by the
+// form of the addresses), then UDP (17), TCP (6), ICMP echo request (1; 58 for IPv6) or no
+// transport header (any other protocol), then the payload; lengths and checksums filled in.
+struct PacketSpec {
+    std::string src = "10.0.0.1", dst = "10.0.0.2";   // dotted quads, or IPv6 ("fd00::1")
+    uint8_t protocol = 17;                            // IPPROTO_UDP
+    uint16_t sport = 40000, dport = 80;
+    uint8_t ttl = 64;                                 // IPv6: the hop limit
+    uint8_t tcp_flags = 0x02;                         // SYN
+    std::optional<uint16_t> vlan{};
+    std::array<uint8_t, 6> src_mac{0x02, 0, 0, 0, 0, 0x01}, dst_mac{0x02, 0, 0, 0, 0, 0x02};
+    std::vector<uint8_t> payload{};
+};
+// Errors (Usage) name a malformed address or a packet too large.
+Result<std::vector<uint8_t>> build_packet(const PacketSpec& spec);
 
 // ─────────────────────────────── trace output ─────────────────────────────
 
@@ -632,6 +649,30 @@ struct KernelRun {
 // The running kernel, for differential tests: the object's maps and globals created with
 // bpf(2), programs loaded with the same relocations, runs through BPF_PROG_TEST_RUN.
 // Needs root (or CAP_BPF); unavailable_reason() says why not, "" when it works.
+// The kernel's verdict on one program (KernelOracle::verify), as `bpfsim kernel-verify` prints it.
+struct KernelVerdict {
+    enum class Kind : uint8_t { Accepted, Rejected, NotLoadable };
+    Kind kind = Kind::NotLoadable;
+    int err = 0;                      // errno of BPF_PROG_LOAD; 0 when accepted
+    std::string reason;               // not-loadable: why (map creation, attach target, early EINVAL, ...)
+    std::string message;              // the verifier's message: the log's last meaningful line(s)
+    std::optional<std::size_t> pc;    // the failing instruction, when the log names one
+    std::string stats;                // "processed N insns (limit 1000000) max_states_per_insn ..."
+    uint64_t processed = 0;           // N of that line
+    std::optional<uint64_t> verification_usec;   // as the kernel measured it (BPF_LOG_STATS)
+    double load_seconds = 0;          // wall time of the BPF_PROG_LOAD that gave this verdict
+    std::size_t insns = 0;            // instructions loaded
+    ProgType type = ProgType::Unspec; // the type it was loaded as
+    bool type_assumed = false;        // the section names no type: loaded as socket_filter
+    uint32_t expected_attach_type = 0;
+    uint32_t attach_btf_id = 0;       // in the running kernel's BTF
+    uint32_t prog_flags = 0;          // BPF_F_SLEEPABLE, BPF_F_XDP_HAS_FRAGS
+    std::string log;                  // the whole verifier log
+};
+std::string_view to_string(KernelVerdict::Kind k);   // "accepted", "rejected", "not-loadable"
+// Splits a verifier log into verdict message, failing pc and statistics (fills those fields).
+void parse_verifier_log(KernelVerdict& v);
+
 class KernelOracle {
 public:
     static std::string unavailable_reason();
@@ -642,6 +683,13 @@ public:
     // The program's fd (loading it, and the programs its prog arrays name, once).
     Result<int> load(std::string_view prog);
     const std::string& log() const { return log_; }   // the verifier log of the last load
+    // Loads the program afresh (as libbpf would: expected attach type, attach BTF id, flags from
+    // the section) with log_level (1 or 2; BPF_LOG_STATS is added), growing the log buffer on
+    // ENOSPC, and closes it again. The kernel's outcome is the verdict; an Error is bpfsim's own
+    // failure (the program cannot be linked).
+    // A program whose section names no type (ProgType::Unspec) is loaded as `type`, by default
+    // socket_filter (as the PREVAIL verifier treats such sections).
+    Result<KernelVerdict> verify(std::string_view prog, unsigned log_level = 1, ProgType type = ProgType::Unspec);
     Result<KernelRun> test_run(std::string_view prog, const std::vector<uint8_t>& packet);
     // Map contents as the kernel has them (percpu: every possible CPU).
     std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>> dump(std::size_t map) const;
@@ -649,6 +697,8 @@ public:
 
 private:
     KernelOracle() = default;
+    // One BPF_PROG_LOAD of a linked program; the fd (kept open) in *fd when accepted.
+    KernelVerdict load_once(std::string_view prog, unsigned log_level, int* fd, ProgType type = ProgType::Unspec);
     const Object* obj_ = nullptr;
     std::vector<int> map_fds_;
     std::vector<std::string> map_errors_;

@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include <arpa/inet.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <sys/mman.h>
@@ -153,6 +155,96 @@ Result<std::vector<uint8_t>> read_packet(const std::string& spec) {
         auto r = parse_hex(spec, "--packet");
         if (!r) throw Error(ErrorCode::Usage, fmt::format("--packet '{}' is neither a file nor hex bytes: {}", spec, r.error().message()));
         return *r;
+    });
+}
+
+namespace {
+
+void put16(std::vector<uint8_t>& b, std::size_t at, uint16_t v) {
+    b[at] = static_cast<uint8_t>(v >> 8);
+    b[at + 1] = static_cast<uint8_t>(v);
+}
+
+// The one's-complement sum of 16-bit big-endian words (RFC 1071), not yet inverted.
+uint32_t sum16(const uint8_t* p, std::size_t n, uint32_t sum = 0) {
+    for (std::size_t i = 0; i + 1 < n; i += 2) sum += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
+    if (n & 1) sum += static_cast<uint32_t>(p[n - 1] << 8);
+    return sum;
+}
+uint16_t fold(uint32_t sum) {
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    return static_cast<uint16_t>(~sum);
+}
+
+}  // namespace
+
+Result<std::vector<uint8_t>> build_packet(const PacketSpec& p) {
+    return catch_error([&]() -> std::vector<uint8_t> {
+        uint8_t src[16], dst[16];
+        const bool v6 = p.src.find(':') != std::string::npos || p.dst.find(':') != std::string::npos;
+        const int family = v6 ? AF_INET6 : AF_INET;
+        for (const auto& [text, out] : {std::pair{&p.src, src}, std::pair{&p.dst, dst}})
+            if (inet_pton(family, text->c_str(), out) != 1)
+                throw Error(ErrorCode::Usage, fmt::format("packet: '{}' is not an {} address (and both addresses must be of one family)", *text,
+                                                          v6 ? "IPv6" : "IPv4"));
+        const uint8_t icmp = v6 ? 58 : 1;
+        const std::size_t l4len = p.protocol == 17 ? 8 : p.protocol == 6 ? 20 : p.protocol == icmp ? 8 : 0;
+        const std::size_t l3 = p.vlan ? 18 : 14, iphl = v6 ? 40 : 20, l4 = l3 + iphl;
+        const std::size_t payload_len = l4len + p.payload.size();   // after the IP header
+        if (payload_len + (v6 ? 0 : iphl) > 0xffff)
+            throw Error(ErrorCode::Usage, fmt::format("packet: {} bytes after the IP header do not fit its length field", payload_len));
+        if (p.vlan && *p.vlan > 0xfff) throw Error(ErrorCode::Usage, fmt::format("packet: VLAN id {} is not below 4096", *p.vlan));
+        std::vector<uint8_t> b(l4 + l4len);
+        std::copy(p.dst_mac.begin(), p.dst_mac.end(), b.begin());
+        std::copy(p.src_mac.begin(), p.src_mac.end(), b.begin() + 6);
+        if (p.vlan) {
+            put16(b, 12, 0x8100);
+            put16(b, 14, *p.vlan);
+        }
+        put16(b, l3 - 2, v6 ? 0x86dd : 0x0800);
+        if (v6) {
+            b[l3] = 0x60;
+            put16(b, l3 + 4, static_cast<uint16_t>(payload_len));
+            b[l3 + 6] = p.protocol;
+            b[l3 + 7] = p.ttl;
+            std::copy(src, src + 16, b.begin() + static_cast<std::ptrdiff_t>(l3 + 8));
+            std::copy(dst, dst + 16, b.begin() + static_cast<std::ptrdiff_t>(l3 + 24));
+        } else {
+            b[l3] = 0x45;
+            put16(b, l3 + 2, static_cast<uint16_t>(iphl + payload_len));
+            put16(b, l3 + 6, 0x4000);   // don't fragment
+            b[l3 + 8] = p.ttl;
+            b[l3 + 9] = p.protocol;
+            std::copy(src, src + 4, b.begin() + static_cast<std::ptrdiff_t>(l3 + 12));
+            std::copy(dst, dst + 4, b.begin() + static_cast<std::ptrdiff_t>(l3 + 16));
+            put16(b, l3 + 10, fold(sum16(b.data() + l3, 20)));
+        }
+        if (p.protocol == 17 || p.protocol == 6) {
+            put16(b, l4, p.sport);
+            put16(b, l4 + 2, p.dport);
+        }
+        if (p.protocol == 17) put16(b, l4 + 4, static_cast<uint16_t>(payload_len));
+        if (p.protocol == 6) {
+            b[l4 + 12] = 5 << 4;
+            b[l4 + 13] = p.tcp_flags;
+            put16(b, l4 + 14, 65535);   // window
+        }
+        if (p.protocol == icmp) b[l4] = v6 ? 128 : 8;   // echo request
+        b.insert(b.end(), p.payload.begin(), p.payload.end());
+        if (l4len) {
+            // UDP, TCP and ICMPv6 checksums cover a pseudo-header of the addresses, the
+            // protocol and the length; ICMP (v4) covers only itself.
+            uint32_t sum = 0;
+            if (v6 || p.protocol != 1) {
+                const std::size_t alen = v6 ? 16 : 4;
+                sum = sum16(src, alen, sum16(dst, alen));
+                sum += p.protocol + static_cast<uint32_t>(payload_len & 0xffff) + static_cast<uint32_t>(payload_len >> 16);
+            }
+            uint16_t c = fold(sum16(b.data() + l4, payload_len, sum));
+            if (p.protocol == 17 && c == 0) c = 0xffff;   // 0 means "no checksum" for UDP
+            put16(b, l4 + (p.protocol == 17 ? 6 : p.protocol == 6 ? 16 : 2), c);
+        }
+        return b;
     });
 }
 

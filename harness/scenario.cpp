@@ -5,7 +5,10 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <map>
 
 namespace bpfsim::harness {
@@ -111,6 +114,94 @@ std::optional<int64_t> parse_return_value(std::string_view text) {
     if (s.empty() || *end || errno) return std::nullopt;
     return v;
 }
+
+namespace {
+
+// A step's packet: hex bytes, {pcap: FILE, index: N}, {file: FILE} (raw bytes), or header
+// fields built by build_packet ({src, dst, proto, sport, dport, ttl, flags, vlan, src_mac,
+// dst_mac, payload, payload_text}).
+std::vector<uint8_t> read_step_packet(Reader& r, const YAML::Node& p, const fs::path& base, const std::vector<fs::path>& search) {
+    if (!p.IsMap()) {
+        auto b = parse_hex(r.str(p, "packet"), "packet");
+        if (!b) r.fail(p, b.error().message());
+        return *b;
+    }
+    if (auto pc = p["pcap"]) {
+        r.only(p, {"pcap", "index"}, "packet");
+        const fs::path path = resolve(base, r.str(pc, "pcap"), search);
+        auto all = read_pcap(path.string());
+        if (!all) r.fail(pc, all.error().describe());
+        const uint64_t index = p["index"] ? r.num(p["index"], "index") : 0;
+        if (index >= all->size()) r.fail(p["index"] ? p["index"] : pc, fmt::format("packet: {} has {} packets; index {} does not exist", path.string(), all->size(), index));
+        return (*all)[index];
+    }
+    if (auto f = p["file"]) {
+        r.only(p, {"file"}, "packet");
+        const fs::path path = resolve(base, r.str(f, "file"), search);
+        std::ifstream in(path, std::ios::binary);
+        if (!in) r.fail(f, fmt::format("packet: cannot read {}", path.string()));
+        return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    }
+    r.only(p, {"src", "dst", "proto", "sport", "dport", "ttl", "flags", "vlan", "src_mac", "dst_mac", "payload", "payload_text"}, "packet");
+    PacketSpec spec;
+    if (p["src"]) spec.src = r.str(p["src"], "src");
+    if (p["dst"]) spec.dst = r.str(p["dst"], "dst");
+    if (auto pr = p["proto"]) {
+        static const std::map<std::string, uint8_t, std::less<>> names = {{"udp", 17}, {"tcp", 6}, {"icmp", 1}, {"icmp6", 58}, {"icmpv6", 58}, {"none", 59}};
+        const std::string text = r.str(pr, "proto");
+        if (auto it = names.find(text); it != names.end()) spec.protocol = it->second;
+        else if (auto n = parse_integer(text); n && *n < 256) spec.protocol = static_cast<uint8_t>(*n);
+        else r.fail(pr, fmt::format("packet: proto '{}': write udp, tcp, icmp, icmp6, none or a number below 256", text));
+    }
+    auto small = [&](const char* key, uint64_t max) -> std::optional<uint64_t> {
+        auto n = p[key];
+        if (!n) return std::nullopt;
+        const uint64_t v = r.num(n, key);
+        if (v > max) r.fail(n, fmt::format("packet: {} {} is larger than {}", key, v, max));
+        return v;
+    };
+    if (auto v = small("sport", 0xffff)) spec.sport = static_cast<uint16_t>(*v);
+    if (auto v = small("dport", 0xffff)) spec.dport = static_cast<uint16_t>(*v);
+    if (auto v = small("ttl", 0xff)) spec.ttl = static_cast<uint8_t>(*v);
+    if (auto v = small("vlan", 0xfff)) spec.vlan = static_cast<uint16_t>(*v);
+    if (auto fl = p["flags"]) {
+        // TCP flags: a number, or letters as tcpdump prints them (S, A, F, R, P, U).
+        const std::string text = r.str(fl, "flags");
+        if (auto n = parse_integer(text); n && *n < 256) {
+            spec.tcp_flags = static_cast<uint8_t>(*n);
+        } else {
+            spec.tcp_flags = 0;
+            for (char c : text) {
+                const std::string_view letters = "FSRPAU";
+                const auto bit = letters.find(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+                if (bit == std::string_view::npos) r.fail(fl, fmt::format("packet: flags '{}': a number or letters of FSRPAU", text));
+                spec.tcp_flags |= static_cast<uint8_t>(1u << bit);
+            }
+        }
+    }
+    for (const auto& [key, mac] : {std::pair{"src_mac", &spec.src_mac}, std::pair{"dst_mac", &spec.dst_mac}}) {
+        auto n = p[key];
+        if (!n) continue;
+        auto b = parse_hex(r.str(n, key), key);
+        if (!b || b->size() != 6) r.fail(n, fmt::format("packet: {}: six bytes, as 02:00:00:00:00:01", key));
+        std::copy(b->begin(), b->end(), mac->begin());
+    }
+    if (auto pl = p["payload"]) {
+        auto b = parse_hex(r.str(pl, "payload"), "payload");
+        if (!b) r.fail(pl, b.error().message());
+        spec.payload = *b;
+    }
+    if (auto pt = p["payload_text"]) {
+        if (p["payload"]) r.fail(pt, "packet: give payload or payload_text, not both");
+        const std::string t = r.str(pt, "payload_text");
+        spec.payload.assign(t.begin(), t.end());
+    }
+    auto built = build_packet(spec);
+    if (!built) r.fail(p, built.error().message());
+    return *built;
+}
+
+}  // namespace
 
 Result<Scenario> load_scenario(const fs::path& file, const std::vector<fs::path>& search) {
     return catch_error([&]() -> Scenario {
@@ -266,11 +357,7 @@ Result<Scenario> load_scenario(const fs::path& file, const std::vector<fs::path>
                 if (!b) r.fail(c, b.error().message());
                 step.ctx.raw = *b;
             }
-            if (auto p = st["packet"]) {
-                auto b = parse_hex(r.str(p, "packet"), "packet");
-                if (!b) r.fail(p, b.error().message());
-                step.packet = *b;
-            }
+            if (auto p = st["packet"]) step.packet = read_step_packet(r, p, base, search);
             if (auto e = st["expect"]) {
                 if (step.run.empty()) r.fail(e, "expect: only a step that runs a program has expectations");
                 r.only(e, {"verifier", "return", "trace", "packet", "maps", "records", "helpers"}, "expect");

@@ -395,96 +395,13 @@ private:
 
 // ── packets ──
 
-// An Ethernet + IPv4 packet with a UDP, TCP or ICMP header, checksums filled in.
-struct Ipv4Packet {
-    std::string src = "10.0.0.1", dst = "10.0.0.2";   // dotted quads
-    uint8_t protocol = 17;                            // IPPROTO_UDP; 6 TCP, 1 ICMP (echo request)
-    uint16_t sport = 40000, dport = 80;
-    uint8_t ttl = 64;
-    uint8_t tcp_flags = 0x02;                         // SYN
-    std::optional<uint16_t> vlan{};                    // an 802.1Q tag with this VLAN id
-    std::array<uint8_t, 6> src_mac{0x02, 0, 0, 0, 0, 0x01}, dst_mac{0x02, 0, 0, 0, 0, 0x02};
-    std::vector<uint8_t> payload{};
-};
+// An Ethernet + IPv4 (or IPv6) packet with a UDP, TCP or ICMP header, checksums filled in
+// (harness::build_packet; scenarios build theirs the same way).
+using Ipv4Packet = harness::PacketSpec;
+using PacketSpec = harness::PacketSpec;
 
-namespace detail {
-inline uint32_t parse_ipv4(const std::string& s) {
-    uint32_t addr = 0;
-    std::size_t pos = 0;
-    for (int i = 0; i < 4; ++i) {
-        std::size_t end = pos;
-        while (end < s.size() && end - pos < 4 && s[end] >= '0' && s[end] <= '9') ++end;
-        const bool last = i == 3;
-        if (end == pos || end - pos > 3 || (last ? end != s.size() : end >= s.size() || s[end] != '.'))
-            throw Error(ErrorCode::Usage, "'" + s + "' is not an IPv4 address (a.b.c.d)");
-        const unsigned v = static_cast<unsigned>(std::stoul(s.substr(pos, end - pos)));
-        if (v > 255) throw Error(ErrorCode::Usage, "'" + s + "' is not an IPv4 address (a.b.c.d)");
-        addr = addr << 8 | v;
-        pos = end + 1;
-    }
-    return addr;
-}
-inline uint16_t checksum(const uint8_t* p, std::size_t n, uint32_t sum = 0) {
-    for (std::size_t i = 0; i + 1 < n; i += 2) sum += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
-    if (n & 1) sum += static_cast<uint32_t>(p[n - 1] << 8);
-    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-    return static_cast<uint16_t>(~sum);
-}
-inline void put16(std::vector<uint8_t>& b, std::size_t at, uint16_t v) {
-    b[at] = static_cast<uint8_t>(v >> 8);
-    b[at + 1] = static_cast<uint8_t>(v);
-}
-inline void put32(std::vector<uint8_t>& b, std::size_t at, uint32_t v) {
-    put16(b, at, static_cast<uint16_t>(v >> 16));
-    put16(b, at + 2, static_cast<uint16_t>(v));
-}
-}  // namespace detail
-
-inline std::vector<uint8_t> ipv4_packet(const Ipv4Packet& p) {
-    const std::size_t l4len = p.protocol == 17 ? 8 : p.protocol == 6 ? 20 : p.protocol == 1 ? 8 : 0;
-    const std::size_t l3 = p.vlan ? 18 : 14, l4 = l3 + 20, total = 20 + l4len + p.payload.size();
-    if (total > 0xffff) throw Error(ErrorCode::Usage, "IPv4 packet of " + std::to_string(total) + " bytes is too large");
-    std::vector<uint8_t> b(l4 + l4len);
-    std::copy(p.dst_mac.begin(), p.dst_mac.end(), b.begin());
-    std::copy(p.src_mac.begin(), p.src_mac.end(), b.begin() + 6);
-    if (p.vlan) {
-        detail::put16(b, 12, 0x8100);
-        detail::put16(b, 14, *p.vlan & 0x0fff);
-    }
-    detail::put16(b, l3 - 2, 0x0800);
-    b[l3] = 0x45;
-    detail::put16(b, l3 + 2, static_cast<uint16_t>(total));
-    detail::put16(b, l3 + 6, 0x4000);   // don't fragment
-    b[l3 + 8] = p.ttl;
-    b[l3 + 9] = p.protocol;
-    detail::put32(b, l3 + 12, detail::parse_ipv4(p.src));
-    detail::put32(b, l3 + 16, detail::parse_ipv4(p.dst));
-    detail::put16(b, l3 + 10, detail::checksum(b.data() + l3, 20));
-    if (p.protocol == 17 || p.protocol == 6) {
-        detail::put16(b, l4, p.sport);
-        detail::put16(b, l4 + 2, p.dport);
-    }
-    if (p.protocol == 17) detail::put16(b, l4 + 4, static_cast<uint16_t>(l4len + p.payload.size()));
-    if (p.protocol == 6) {
-        b[l4 + 12] = 5 << 4;
-        b[l4 + 13] = p.tcp_flags;
-        detail::put16(b, l4 + 14, 65535);
-    }
-    if (p.protocol == 1) b[l4] = 8;   // echo request
-    b.insert(b.end(), p.payload.begin(), p.payload.end());
-    if (l4len) {
-        const std::size_t len = l4len + p.payload.size();
-        uint32_t sum = 0;
-        if (p.protocol != 1) {   // the pseudo-header
-            for (std::size_t i = 0; i < 8; i += 2) sum += static_cast<uint32_t>(b[l3 + 12 + i] << 8 | b[l3 + 13 + i]);
-            sum += p.protocol + static_cast<uint32_t>(len);
-        }
-        uint16_t c = detail::checksum(b.data() + l4, len, sum);
-        if (p.protocol == 17 && c == 0) c = 0xffff;
-        detail::put16(b, l4 + (p.protocol == 17 ? 6 : p.protocol == 6 ? 16 : 2), c);
-    }
-    return b;
-}
+inline std::vector<uint8_t> ipv4_packet(const PacketSpec& p) { return unwrap(harness::build_packet(p)); }
+inline std::vector<uint8_t> packet(const PacketSpec& p) { return unwrap(harness::build_packet(p)); }
 inline std::vector<uint8_t> udp4(const std::string& src, uint16_t sport, const std::string& dst, uint16_t dport,
                                  std::vector<uint8_t> payload = {}) {
     return ipv4_packet({.src = src, .dst = dst, .protocol = 17, .sport = sport, .dport = dport, .payload = std::move(payload)});
