@@ -117,6 +117,26 @@ std::optional<int64_t> parse_return_value(std::string_view text) {
 
 namespace {
 
+// "@name" points to a world object or task (YAML wants it quoted: "@name"); "@@text" is the
+// text "@text".
+bool is_ref(const std::string& v) { return v.size() > 1 && v[0] == '@' && v[1] != '@'; }
+std::string unescape_at(const std::string& v) { return v.starts_with("@@") ? v.substr(1) : v; }
+
+// Fields of a task or object by path: numbers, text (char arrays, char pointers; quote a
+// number meant as text) and "@name" pointers to other objects and tasks.
+void read_object_fields(Reader& r, const YAML::Node& f, std::vector<std::pair<std::string, uint64_t>>& fields,
+                        std::vector<std::pair<std::string, std::string>>& strings, std::vector<ScenarioRef>& refs) {
+    if (!f.IsMap()) r.fail(f, "fields: expected path: value pairs");
+    for (const auto& kv : f) {
+        const std::string v = r.str(kv.second, "field value");
+        const auto n = parse_integer(v);
+        const bool quoted = kv.second.Tag() == "!";
+        if (!quoted && n) fields.emplace_back(kv.first.Scalar(), *n);
+        else if (is_ref(v)) refs.push_back({r.line(kv.second), kv.first.Scalar(), v.substr(1)});
+        else strings.emplace_back(kv.first.Scalar(), unescape_at(v));
+    }
+}
+
 // A step's packet: hex bytes, {pcap: FILE, index: N}, {file: FILE} (raw bytes), or header
 // fields built by build_packet ({src, dst, proto, sport, dport, ttl, flags, vlan, src_mac,
 // dst_mac, payload, payload_text}).
@@ -232,7 +252,7 @@ Result<Scenario> load_scenario(const fs::path& file, const std::vector<fs::path>
                 s.btf.push_back(resolve(base, r.str(b, "btf"), search));
         }
         if (auto w = doc["world"]) {
-            r.only(w, {"seed", "clock_ns", "cpu", "ncpus", "pid", "comm", "uid", "gid", "kconfig", "tasks", "current", "map_init", "maps"}, "world");
+            r.only(w, {"seed", "clock_ns", "cpu", "ncpus", "pid", "comm", "uid", "gid", "kconfig", "tasks", "objects", "current", "map_init", "maps"}, "world");
             if (w["seed"]) s.world.seed = r.num(w["seed"], "seed");
             if (w["clock_ns"]) s.world.clock_ns = r.num(w["clock_ns"], "clock_ns");
             if (w["cpu"]) s.world.cpu = static_cast<unsigned>(r.num(w["cpu"], "cpu"));
@@ -269,16 +289,7 @@ Result<Scenario> load_scenario(const fs::path& file, const std::vector<fs::path>
                     if (t["gid"]) task.spec.gid = static_cast<uint32_t>(r.num(t["gid"], "gid"));
                     if (t["parent"]) task.parent = r.str(t["parent"], "parent");
                     task.name = t["name"] ? r.str(t["name"], "name") : task.spec.comm;
-                    if (auto f = t["fields"]) {
-                        if (!f.IsMap()) r.fail(f, "fields: expected path: value pairs");
-                        for (const auto& kv : f) {
-                            const std::string v = r.str(kv.second, "field value");
-                            const auto n = parse_integer(v);
-                            const bool quoted = kv.second.Tag() == "!";
-                            if (!quoted && n) task.spec.fields.emplace_back(kv.first.Scalar(), *n);
-                            else task.spec.strings.emplace_back(kv.first.Scalar(), v);
-                        }
-                    }
+                    if (auto f = t["fields"]) read_object_fields(r, f, task.spec.fields, task.spec.strings, task.refs);
                     for (const auto& other : s.tasks)
                         if (other.name == task.name) r.fail(t, fmt::format("task '{}' is defined twice", task.name));
                     s.tasks.push_back(std::move(task));
@@ -287,8 +298,44 @@ Result<Scenario> load_scenario(const fs::path& file, const std::vector<fs::path>
                     if (!t.parent.empty() && std::none_of(s.tasks.begin(), s.tasks.end(), [&](const ScenarioTask& o) { return o.name == t.parent; }))
                         r.fail(ts, fmt::format("task '{}': no parent task named '{}'", t.name, t.parent));
             }
+            if (auto os = w["objects"]) {
+                if (!os.IsSequence()) r.fail(os, "objects: expected a list of {name: N, type: T, fields: {...}}");
+                for (const auto& o : os) {
+                    r.only(o, {"name", "type", "fields"}, "object");
+                    ScenarioObject ob;
+                    ob.line = r.line(o);
+                    if (!o["name"]) r.fail(o, "object: no 'name'");
+                    if (!o["type"]) r.fail(o, "object: no 'type' (a struct of the kernel BTF: file, sock, ...)");
+                    ob.name = r.str(o["name"], "name");
+                    ob.type = r.str(o["type"], "type");
+                    if (auto f = o["fields"]) read_object_fields(r, f, ob.fields, ob.strings, ob.refs);
+                    for (const auto& other : s.objects)
+                        if (other.name == ob.name) r.fail(o, fmt::format("object '{}' is defined twice", ob.name));
+                    for (const auto& t : s.tasks)
+                        if (t.name == ob.name) r.fail(o, fmt::format("'{}' names a task already", ob.name));
+                    s.objects.push_back(std::move(ob));
+                }
+            }
             if (w["current"]) s.current = r.str(w["current"], "current");
         }
+        // Every "@name" must name an object or a task.
+        auto known_target = [&](const std::string& n) {
+            return std::any_of(s.objects.begin(), s.objects.end(), [&](const ScenarioObject& o) { return o.name == n; }) ||
+                   std::any_of(s.tasks.begin(), s.tasks.end(), [&](const ScenarioTask& t) { return t.name == n; });
+        };
+        auto check_refs = [&](const std::vector<ScenarioRef>& refs) {
+            for (const auto& ref : refs)
+                if (!known_target(ref.target))
+                {
+                    Location loc;
+                    loc.file = r.file.string();
+                    loc.line = ref.line;
+                    throw Error(ErrorCode::Parse, fmt::format("'@{}': no object or task of that name in world.objects or world.tasks", ref.target), loc);
+                }
+        };
+        if (!s.objects.empty() && s.btf.empty()) r.fail(doc["world"]["objects"], "objects: kernel objects are laid out from a kernel BTF; give 'btf'");
+        for (const auto& o : s.objects) check_refs(o.refs);
+        for (const auto& t : s.tasks) check_refs(t.refs);
         auto task_known = [&](const YAML::Node& n, const std::string& name) {
             if (std::none_of(s.tasks.begin(), s.tasks.end(), [&](const ScenarioTask& t) { return t.name == name; }))
                 r.fail(n, fmt::format("no task named '{}' in world.tasks", name));
@@ -339,7 +386,14 @@ Result<Scenario> load_scenario(const fs::path& file, const std::vector<fs::path>
             step.name = st["name"] ? r.str(st["name"], "name") : step.run.empty() ? "world change" : step.run;
             if (auto a = st["args"]) {
                 if (!a.IsSequence()) r.fail(a, "args: expected a list");
-                for (const auto& v : a) step.ctx.args.push_back(r.num(v, "args"));
+                for (const auto& v : a) {
+                    if (v.IsScalar() && is_ref(v.Scalar())) {   // a kernel object's address
+                        step.ctx_refs.push_back({r.line(v), "#" + std::to_string(step.ctx.args.size()), v.Scalar().substr(1)});
+                        step.ctx.args.push_back(0);
+                    } else {
+                        step.ctx.args.push_back(r.num(v, "args"));
+                    }
+                }
             }
             if (auto f = st["fields"]) {
                 if (!f.IsMap()) r.fail(f, "fields: expected name: value pairs");
@@ -348,8 +402,10 @@ Result<Scenario> load_scenario(const fs::path& file, const std::vector<fs::path>
                     // (quote a number to give it as text: "123").
                     const std::string v = r.str(kv.second, "field value");
                     const auto n = parse_integer(v);
-                    if (n && kv.second.Tag() != "!") step.ctx.fields.emplace_back(kv.first.Scalar(), *n);
-                    else step.ctx.strings.emplace_back(kv.first.Scalar(), v);
+                    const bool quoted = kv.second.Tag() == "!";
+                    if (n && !quoted) step.ctx.fields.emplace_back(kv.first.Scalar(), *n);
+                    else if (is_ref(v)) step.ctx_refs.push_back({r.line(kv.second), kv.first.Scalar(), v.substr(1)});
+                    else step.ctx.strings.emplace_back(kv.first.Scalar(), unescape_at(v));
                 }
             }
             if (auto c = st["ctx"]) {
@@ -480,6 +536,7 @@ Result<Scenario> load_scenario(const fs::path& file, const std::vector<fs::path>
                     }
                 }
             }
+            check_refs(step.ctx_refs);
             s.steps.push_back(std::move(step));
         }
         return s;
@@ -1101,6 +1158,26 @@ ScenarioOutcome run_scenario(const Scenario& s, std::size_t btf_index, const vm:
         const Codec kernel_codec(s.file, wo.kernel_btf.get());
         for (const auto& [name, entries] : s.maps)
             for (const auto& en : entries) write_entry(w, codec, name, en, "world.maps");
+        // Kernel objects first (zeroed), so that tasks and objects can point to each other.
+        std::map<std::string, uint64_t> addrs;   // objects and tasks by name
+        auto at_line = [&](std::size_t line, auto&& f) {
+            try {
+                f();
+            } catch (Error& e) {
+                if (e.where().file.empty()) e.where().file = s.file.string();
+                if (!e.where().line) e.where().line = line;
+                throw;
+            }
+        };
+        std::vector<std::pair<const ScenarioObject*, uint32_t>> objects;
+        for (const auto& o : s.objects)
+            at_line(o.line, [&] {
+                if (!w.has_kernel()) throw Error(ErrorCode::Usage, fmt::format("object '{}' needs a kernel BTF (btf:)", o.name));
+                KernelMemory& k = w.kernel();
+                const uint32_t type = k.type_id(o.type);
+                addrs[o.name] = k.create(type);
+                objects.emplace_back(&o, type);
+            });
         std::map<std::string, uint64_t> tasks;
         for (const auto& t : s.tasks) {   // parents first: they are created in file order, then linked
             auto addr = w.add_task(t.spec);
@@ -1118,6 +1195,21 @@ ScenarioOutcome run_scenario(const Scenario& s, std::size_t btf_index, const vm:
                 for (const char* link : {"real_parent", "parent"})
                     if (k.btf().member_by_name(k.btf().resolve(tt), link)) k.set(tasks[t.name], tt, link, tasks[t.parent]);
             }
+        for (const auto& [name, addr] : tasks) addrs[name] = addr;
+        for (const auto& [o, type] : objects)
+            at_line(o->line, [&] {
+                KernelMemory& k = w.kernel();
+                const uint64_t addr = addrs.at(o->name);
+                for (const auto& [path, v] : o->fields) k.set(addr, type, path, v);
+                for (const auto& [path, v] : o->strings) k.set_string(addr, type, path, v);
+                for (const auto& ref : o->refs) k.set(addr, type, ref.path, addrs.at(ref.target));
+            });
+        for (const auto& t : s.tasks)
+            for (const auto& ref : t.refs)
+                at_line(ref.line, [&] {
+                    KernelMemory& k = w.kernel();
+                    k.set(tasks.at(t.name), k.type_id("task_struct"), ref.path, addrs.at(ref.target));
+                });
         if (!s.current.empty()) w.current_task = tasks.at(s.current);
         for (const auto& st : s.steps) {
             if (!st.current.empty()) w.current_task = tasks.at(st.current);
@@ -1153,7 +1245,12 @@ ScenarioOutcome run_scenario(const Scenario& s, std::size_t btf_index, const vm:
                     if (!st.packet) throw Error(ErrorCode::Usage, fmt::format("{}:{}: program '{}' needs a 'packet'", s.file.string(), st.line, def->name));
                     return w.run_packet(def->name, *st.packet, ro);
                 }
-                auto ctx = build_context(def->type, def->attach, st.ctx, w.options(), w.has_kernel() ? &w.kernel() : nullptr);
+                ContextSpec spec = st.ctx;
+                for (const auto& ref : st.ctx_refs) {   // "@name": the object's address
+                    if (ref.path.starts_with("#")) spec.args.at(std::stoul(ref.path.substr(1))) = addrs.at(ref.target);
+                    else spec.fields.emplace_back(ref.path, addrs.at(ref.target));
+                }
+                auto ctx = build_context(def->type, def->attach, spec, w.options(), w.has_kernel() ? &w.kernel() : nullptr);
                 if (!ctx) {
                     Error e = ctx.error();
                     e.where().file = s.file.string();

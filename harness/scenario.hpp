@@ -13,10 +13,29 @@
 
 namespace bpfsim::harness {
 
+// A field that points to another kernel object of the world: `path: "@name"`.
+struct ScenarioRef {
+    std::size_t line = 0;
+    std::string path;            // the field (or, in a step's args, the argument's index)
+    std::string target;          // an object's or a task's name
+};
+
 struct ScenarioTask {
     std::string name;            // how steps refer to it; defaults to comm
     TaskSpec spec;
     std::string parent;          // another task's name
+    std::vector<ScenarioRef> refs;   // pointer fields to objects or tasks
+};
+
+// `world.objects`: any struct of the kernel BTF (file, sock, inode, ...), zeroed, with fields
+// set by path as tasks' are; tasks, other objects and step arguments point to it by "@name".
+struct ScenarioObject {
+    std::size_t line = 0;
+    std::string name;
+    std::string type;                                             // "file", "struct sock", a typedef
+    std::vector<std::pair<std::string, uint64_t>> fields;
+    std::vector<std::pair<std::string, std::string>> strings;     // char arrays and char pointers
+    std::vector<ScenarioRef> refs;
 };
 
 // A key, map value or record as the scenario gives it, kept until the object's BTF encodes it
@@ -102,6 +121,7 @@ struct ScenarioStep {
     std::optional<uint64_t> advance_ns;  // clock change
     std::vector<ScenarioMapChange> changes;   // map updates and deletes
     ContextSpec ctx;
+    std::vector<ScenarioRef> ctx_refs;   // args ("0", "1", ...) and fields given as "@name"
     std::optional<std::vector<uint8_t>> packet;
     ScenarioExpect expect;
 };
@@ -112,6 +132,7 @@ struct Scenario {
     std::vector<std::filesystem::path> btf;   // kernel BTFs; the scenario runs once per BTF
     WorldOptions world;
     std::vector<ScenarioTask> tasks;
+    std::vector<ScenarioObject> objects;
     std::string current;
     std::filesystem::path map_init;      // optional JSON (see load_map_init)
     // world.maps: initial entries per map, written after map_init.

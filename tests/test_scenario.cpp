@@ -360,3 +360,75 @@ TEST_CASE("scenario: a verifier rejection is not run and is reported as not chec
     CHECK(out.steps[1].run);
     CHECK(out.passed());
 }
+
+TEST_CASE("scenario: kernel objects in the world, pointed to by fields and program arguments", "[scenario]") {
+    ScenarioFile f(R"(object: trace_contexts.o
+btf: vmlinux-6.18.44.btf
+world:
+  objects:
+    - name: ino
+      type: inode
+      fields: {i_ino: 4242}
+    - name: passwd
+      type: struct file
+      fields: {f_flags: 0x8002, f_inode: "@ino", "f_path.dentry->d_name.name": "passwd"}
+  tasks:
+    - {name: cat, pid: 77, comm: cat}
+  current: cat
+steps:
+  - run: on_vfs_read
+    args: ["@passwd"]
+    expect:
+      trace: ["read passwd ino 4242 flags 8002"]
+)");
+    const Ran r = run(f);
+    if (r.error) FAIL(r.error->describe());
+    for (const auto& x : r.failures) INFO(x);
+    CHECK(r.passed);
+    CHECK(r.steps == 1);
+
+    // An unknown "@name", an unknown type and a bad path are errors naming the line.
+    ScenarioFile bad_ref(R"(object: trace_contexts.o
+btf: vmlinux-6.18.44.btf
+world:
+  objects:
+    - {name: a, type: file, fields: {f_inode: "@nope"}}
+steps:
+  - run: on_vfs_read
+)");
+    Ran e = run(bad_ref);
+    REQUIRE(e.error);
+    CHECK(e.error->describe() == bad_ref.at(5) + ": '@nope': no object or task of that name in world.objects or world.tasks");
+    ScenarioFile bad_type(R"(object: trace_contexts.o
+btf: vmlinux-6.18.44.btf
+world:
+  objects:
+    - {name: a, type: no_such_struct}
+steps:
+  - run: on_vfs_read
+)");
+    e = run(bad_type);
+    REQUIRE(e.error);
+    CHECK_THAT(e.error->describe(), Catch::StartsWith(bad_type.at(5)) && Catch::Contains("no_such_struct"));
+    ScenarioFile bad_path(R"(object: trace_contexts.o
+btf: vmlinux-6.18.44.btf
+world:
+  objects:
+    - {name: a, type: file, fields: {f_nope: 1}}
+steps:
+  - run: on_vfs_read
+)");
+    e = run(bad_path);
+    REQUIRE(e.error);
+    CHECK_THAT(e.error->describe(), Catch::StartsWith(bad_path.at(5)) && Catch::Contains("f_nope"));
+    ScenarioFile no_btf(R"(object: trace_contexts.o
+world:
+  objects:
+    - {name: a, type: file}
+steps:
+  - run: on_vfs_read
+)");
+    e = run(no_btf);
+    REQUIRE(e.error);
+    CHECK_THAT(e.error->describe(), Catch::Contains("give 'btf'"));
+}

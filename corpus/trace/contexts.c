@@ -193,3 +193,39 @@ int on_openat_name(struct sys_enter_openat *ctx)
     openat_seen.len = bpf_probe_read_user_str(openat_seen.filename, sizeof(openat_seen.filename), ctx->filename);
     return 0;
 }
+
+// Kernel objects a kprobe's arguments point to (a scenario's world.objects), read with CO-RE.
+#include <bpf/bpf_core_read.h>
+
+struct qstr {
+    const unsigned char *name;
+} __attribute__((preserve_access_index));
+struct dentry {
+    struct qstr d_name;
+} __attribute__((preserve_access_index));
+struct path {
+    struct dentry *dentry;
+} __attribute__((preserve_access_index));
+struct inode {
+    unsigned long i_ino;
+} __attribute__((preserve_access_index));
+struct file {
+    struct path f_path;
+    struct inode *f_inode;
+    unsigned int f_flags;
+} __attribute__((preserve_access_index));
+
+struct {
+    __u64 flags, ino;
+    char name[32];
+} file_seen;
+
+SEC("kprobe/vfs_read")
+int BPF_KPROBE(on_vfs_read, struct file *file)
+{
+    file_seen.flags = BPF_CORE_READ(file, f_flags);
+    file_seen.ino = BPF_CORE_READ(file, f_inode, i_ino);
+    bpf_probe_read_kernel_str(file_seen.name, sizeof(file_seen.name), BPF_CORE_READ(file, f_path.dentry, d_name.name));
+    bpf_printk("read %s ino %lu flags %x", file_seen.name, file_seen.ino, file_seen.flags);
+    return 0;
+}
