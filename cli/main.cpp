@@ -23,6 +23,7 @@ namespace fs = std::filesystem;
 using namespace bpfsim;
 namespace bpfsim { int cmd_btf(const std::vector<std::string>& args); }   // cli/cmd_btf.cpp
 namespace bpfsim { int cmd_test(const std::vector<std::string>& args); }  // cli/cmd_test.cpp
+namespace bpfsim { int cmd_kernel_verify(const std::vector<std::string>& args); }  // cli/cmd_kernel_verify.cpp
 
 namespace {
 
@@ -718,6 +719,7 @@ const std::map<std::string, Verb>& verbs() {
         {"prog", {"prog list OBJ: list an object's programs", cmd_prog}},
         {"map", {"map list|dump OBJ: an object's maps and their initial contents", cmd_map}},
         {"test", {"run scenarios (YAML): one line per step, then 'N passed, M failed'", cmd_test}},
+        {"kernel-verify", {"the running kernel's verifier verdict and log for an object's programs (root); --corpus DIR: survey", cmd_kernel_verify}},
         {"btf", {"btf dump FILE: BTF as bpftool prints it (raw, --json, --format c); btf record: minimal BTF for CO-RE", cmd_btf}},
     };
     return v;

@@ -62,6 +62,7 @@ bpfsim_bpf_object(proc_tracker corpus/examples/proc_tracker.c)
 bpfsim_bpf_object(sock_filter corpus/examples/sock_filter.c)
 # Kernel selftest annotations (bpf_misc.h tags) for `bpfsim test OBJ` (tests/test_annotations.cpp).
 bpfsim_bpf_object(feat_annotations corpus/features/annotations.c)
+bpfsim_bpf_object(kernel_reject corpus/verifier/kernel_reject.c)   # kernel-verify's known rejection
 
 get_property(_objs GLOBAL PROPERTY BPFSIM_BPF_OBJECTS)
 add_custom_target(bpf_corpus ALL DEPENDS ${_objs})

@@ -684,7 +684,8 @@ public:
     Result<int> load(std::string_view prog);
     const std::string& log() const { return log_; }   // the verifier log of the last load
     // Loads the program afresh (as libbpf would: expected attach type, attach BTF id, flags from
-    // the section) with log_level (1 or 2; BPF_LOG_STATS is added), growing the log buffer on
+    // the section) with log_level (1 or 2; 0: no instruction trace, so no failing pc, but the
+    // message; BPF_LOG_STATS is always added), growing the log buffer on
     // ENOSPC, and closes it again. The kernel's outcome is the verdict; an Error is bpfsim's own
     // failure (the program cannot be linked).
     // A program whose section names no type (ProgType::Unspec) is loaded as `type`, by default
