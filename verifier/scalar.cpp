@@ -1009,13 +1009,15 @@ void refine_cond_op(Scalar& ra, Scalar& rb, JmpOp op, bool jmp32) {
         if (jmp32) {
             if (r1->u32_min == uint32_t(val)) r1->u32_min++;
             if (r1->u32_max == uint32_t(val)) r1->u32_max--;
-            if (r1->s32_min == int32_t(uint32_t(val))) r1->s32_min++;
-            if (r1->s32_max == int32_t(uint32_t(val))) r1->s32_max--;
+            // The kernel's C wraps (-fno-strict-overflow): a one-value range becomes empty,
+            // which the bounds sanity check then catches.
+            if (r1->s32_min == int32_t(uint32_t(val))) r1->s32_min = int32_t(uint32_t(r1->s32_min) + 1);
+            if (r1->s32_max == int32_t(uint32_t(val))) r1->s32_max = int32_t(uint32_t(r1->s32_max) - 1);
         } else {
             if (r1->umin == val) r1->umin++;
             if (r1->umax == val) r1->umax--;
-            if (r1->smin == int64_t(val)) r1->smin++;
-            if (r1->smax == int64_t(val)) r1->smax--;
+            if (r1->smin == int64_t(val)) r1->smin = int64_t(uint64_t(r1->smin) + 1);
+            if (r1->smax == int64_t(val)) r1->smax = int64_t(uint64_t(r1->smax) - 1);
         }
         break;
     }
