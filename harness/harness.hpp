@@ -231,6 +231,12 @@ struct TraceEvent {
     uint64_t ns = 0;          // the virtual clock when it was written
     std::string message;      // as formatted, including any trailing newline
 };
+// The flags column the kernel's trace_pipe shows for bpf_trace_printk from a program of this
+// type (section for tracing programs), as measured on Linux 6.18: BPF_PROG_TEST_RUN of packet
+// programs "b..11" (softirqs off, preempt and migrate-disable depth 1), perf-event tracepoints
+// "...21", raw tracepoints and tp_btf "...2."; kprobes, perf_event and fentry programs (which
+// could not be attached where this was measured) keep "d..31".
+std::string_view trace_flags_for(ProgType type, std::string_view section);
 // The line ends with the newline the kernel adds to every event, after the message's own.
 std::string trace_pipe_line(const TraceEvent& e);
 
@@ -533,6 +539,9 @@ public:
     const NetDevice* device(uint32_t ifindex) const;
     // The call chains bpf_get_stackid sees, innermost frame first; empty (the default): -EFAULT.
     std::vector<uint64_t> kernel_stack, user_stack;
+    // The flags column of this run's trace_pipe lines, as the kernel prints them for the
+    // program's type (set by run_packet / run_ctx; see trace_flags_for).
+    std::string trace_flags = "d..31";
     std::string read_string(uint64_t addr, std::size_t max = 4096);
     bool read_bytes(uint64_t addr, void* out, std::size_t n);
 

@@ -231,6 +231,7 @@ u64 emit_trace(World& w, u64 fmt_ptr, u64 fmt_size, std::span<const u64> args, c
     ev.comm = task_comm(w);
     ev.pid = w.current_task ? static_cast<uint32_t>(task_field(w, "pid", w.options().pid)) : w.options().pid;
     ev.cpu = w.options().cpu;
+    ev.flags = w.trace_flags;
     ev.ns = w.now_ns();
     ev.message = *text;
     w.trace.push_back(ev);

@@ -394,6 +394,7 @@ Result<ProgramRun> World::run_packet(std::string_view prog, const std::vector<ui
         uint8_t* ctx = low_->data() + kCtxOffset;
         std::memset(ctx, 0, kCtxMax);
         pkt = PacketState{};
+        trace_flags = trace_flags_for(def->type, def->section);
         pkt.buf = low_->data() + kPacketOffset;
         pkt.cap = cap;
         std::memset(pkt.buf, 0, cap);
@@ -465,6 +466,7 @@ Result<ProgramRun> World::run_ctx(std::string_view prog, std::vector<uint8_t> ct
         // Tracing contexts are read-only to programs (the verifier refuses writes to them).
         const ProgramDef* def = obj_->find_program(prog);
         const CtxKind kind = def ? ctx_kind(def->type) : CtxKind::None;
+        trace_flags = def ? trace_flags_for(def->type, def->section) : "d..31";
         const bool read_only = kind == CtxKind::PtRegs || kind == CtxKind::TracepointRecord || kind == CtxKind::U64Args || kind == CtxKind::PerfEventData;
         mem.add(ctx, ctx_bytes.size(), read_only ? vm::kRead : vm::kReadWrite, vm::RegionKind::Ctx, "ctx");
         const std::size_t trace_before = trace.size();
@@ -496,6 +498,14 @@ std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>> dump_map(Map&
         out.emplace_back(key, value);
     }
     return out;
+}
+
+std::string_view trace_flags_for(ProgType type, std::string_view section) {
+    if (ctx_kind(type) == CtxKind::XdpMd || ctx_kind(type) == CtxKind::SkBuff) return "b..11";
+    if (type == ProgType::Tracepoint) return "...21";
+    if (type == ProgType::RawTracepoint || type == ProgType::RawTracepointWritable) return "...2.";
+    if (type == ProgType::Tracing && section.starts_with("tp_btf")) return "...2.";
+    return "d..31";
 }
 
 std::string describe_return(ProgType t, uint64_t r0) {

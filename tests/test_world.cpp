@@ -94,6 +94,19 @@ TEST_CASE("printk arguments share the kernel's 512-byte buffer", "[world][printk
     CHECK(fmt_big("%s%d", {0x1000, 1}).starts_with("ERROR: format string: arguments overflow"));   // -ENOSPC
 }
 
+TEST_CASE("trace_pipe flags per program type, as Linux 6.18 prints them", "[world][printk]") {
+    // Measured on this machine's kernel: bpftool prog run of packet programs, and tracepoint,
+    // raw_tp and tp_btf programs attached to sched_process_exec (see trace_flags_for).
+    CHECK(trace_flags_for(ProgType::Xdp, "xdp") == "b..11");
+    CHECK(trace_flags_for(ProgType::SocketFilter, "socket") == "b..11");
+    CHECK(trace_flags_for(ProgType::SchedCls, "tc") == "b..11");
+    CHECK(trace_flags_for(ProgType::CgroupSkb, "cgroup_skb/ingress") == "b..11");
+    CHECK(trace_flags_for(ProgType::Tracepoint, "tracepoint/syscalls/sys_enter_execve") == "...21");
+    CHECK(trace_flags_for(ProgType::RawTracepoint, "raw_tp/sched_process_exec") == "...2.");
+    CHECK(trace_flags_for(ProgType::Tracing, "tp_btf/sched_process_exec") == "...2.");
+    CHECK(trace_flags_for(ProgType::Kprobe, "kprobe/do_unlinkat") == "d..31");   // not measurable here
+}
+
 TEST_CASE("trace_pipe lines look like the kernel's", "[world][printk]") {
     TraceEvent e;
     e.comm = "bash";
