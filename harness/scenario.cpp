@@ -1132,7 +1132,7 @@ bool ScenarioOutcome::passed() const {
     return !error && std::all_of(steps.begin(), steps.end(), [](const StepOutcome& s) { return s.passed; });
 }
 
-ScenarioOutcome run_scenario(const Scenario& s, std::size_t btf_index, const vm::RunOptions& ro) {
+ScenarioOutcome run_scenario(const Scenario& s, std::size_t btf_index, const vm::RunOptions& ro, const VerifierFn& verifier) {
     ScenarioOutcome out;
     auto r = catch_error([&]() -> bool {
         auto obj = Object::open(s.object);
@@ -1221,7 +1221,44 @@ ScenarioOutcome run_scenario(const Scenario& s, std::size_t btf_index, const vm:
             if (st.run.empty()) continue;
             StepOutcome so;
             so.name = st.name;
-            if (st.expect.verifier && !st.expect.verifier->accept) {
+            if (st.expect.verifier && verifier) {
+                // The verdict of the verifier model, compared with the expectation.
+                const ScenarioVerifierExpect& ve = *st.expect.verifier;
+                auto v = verifier(*obj, st.run, w.options());
+                if (!v) {
+                    Error e = v.error();
+                    if (e.where().file.empty()) e.where().file = s.file.string();
+                    if (!e.where().line) e.where().line = ve.line;
+                    throw e;
+                }
+                const std::string at = v->source_line.empty() ? fmt::format("pc {}", v->pc) : fmt::format("pc {} ({})", v->pc, v->source_line);
+                if (ve.accept && !v->accepted) {
+                    so.passed = false;
+                    so.failures.push_back(fmt::format("verifier: expected the program to be accepted, but it is rejected at {}: {}", at, v->message));
+                } else if (!ve.accept && v->accepted) {
+                    so.passed = false;
+                    so.failures.push_back(fmt::format("verifier: expected a rejection{}, but the program is accepted",
+                                                      ve.messages.empty() ? "" : " with \"" + ve.messages.front() + "\""));
+                } else if (!ve.accept) {
+                    // Each message in the log, in order (as the kernel selftests' __msg match).
+                    const std::string text = v->log.empty() ? v->message : v->log;
+                    std::size_t from = 0;
+                    for (const auto& m : ve.messages) {
+                        const auto found = text.find(m, from);
+                        if (found == std::string::npos) {
+                            so.passed = false;
+                            so.failures.push_back(fmt::format("verifier: rejected at {} with \"{}\", but the log has no \"{}\"{}", at, v->message, m,
+                                                              from ? " after the messages before it" : ""));
+                            break;
+                        }
+                        from = found + m.size();
+                    }
+                }
+                if (!ve.accept || !so.passed) {   // a rejected program does not run
+                    out.steps.push_back(std::move(so));
+                    continue;
+                }
+            } else if (st.expect.verifier && !st.expect.verifier->accept) {
                 // The kernel would not load it, so it is not run. Predicting the rejection (and
                 // its message) is the verifier model's job, which bpfsim does not have yet.
                 const std::size_t line = st.expect.verifier->line;

@@ -5,6 +5,7 @@
 #include "harness/harness.hpp"
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <regex>
@@ -165,8 +166,23 @@ struct ScenarioOutcome {
     bool passed() const;
 };
 
+// What a verifier says of a program: `expect.verifier` compares with it. The harness does not
+// depend on the verifier model (bpfsim_verifier links the harness); callers plug it in, as
+// `bpfsim test` does with verifier::verify (see verifier/scenario_verifier.hpp).
+struct VerifierVerdict {
+    bool accepted = false;
+    std::string message;       // the error (kernel text), "" when accepted
+    std::size_t pc = 0;
+    std::string source_line;
+    std::string log;           // the verifier log, searched for `messages`
+};
+using VerifierFn = std::function<Result<VerifierVerdict>(const Object& obj, std::string_view program, const WorldOptions& world)>;
+
 // Runs a scenario against one of its BTFs (index into Scenario::btf; ignored when it has none).
-ScenarioOutcome run_scenario(const Scenario& s, std::size_t btf_index = 0, const vm::RunOptions& ro = {});
+// Without a verifier, steps expecting a rejection are skipped (StepOutcome::skipped) and
+// expected acceptance is not checked.
+ScenarioOutcome run_scenario(const Scenario& s, std::size_t btf_index = 0, const vm::RunOptions& ro = {},
+                             const VerifierFn& verifier = nullptr);
 
 // The number a return value name stands for ("XDP_DROP" -> 1, "TC_ACT_SHOT" -> 2, "-1" -> -1).
 std::optional<int64_t> parse_return_value(std::string_view text);

@@ -432,3 +432,44 @@ steps:
     REQUIRE(e.error);
     CHECK_THAT(e.error->describe(), Catch::Contains("give 'btf'"));
 }
+
+TEST_CASE("scenario: verifier expectations against a verifier's verdict", "[scenario]") {
+    ScenarioFile f(kHead + "  - name: reject\n    run: count\n    expect:\n      verifier: {verdict: reject, messages: [\"R1 type=\", \"expected=map_ptr\"]}\n"
+                           "  - name: accept\n    run: count\n    expect:\n      verifier: accept\n");
+    auto s = load_scenario(f.path, {kCorpus});
+    REQUIRE(s);
+    VerifierVerdict said;
+    std::vector<std::string> asked;
+    const VerifierFn fake = [&](const Object&, std::string_view prog, const WorldOptions&) -> Result<VerifierVerdict> {
+        asked.emplace_back(prog);
+        return said;
+    };
+    SECTION("a rejection with its messages in order passes and does not run; an expected acceptance fails") {
+        said = {false, "R1 type=scalar expected=map_ptr", 3, "x.c:7: f(x);", "0: ...\nR1 type=scalar expected=map_ptr\n"};
+        const auto out = run_scenario(*s, 0, {}, fake);
+        REQUIRE_FALSE(out.error);
+        REQUIRE(out.steps.size() == 2);
+        CHECK(out.steps[0].passed);
+        CHECK_FALSE(out.steps[0].run);
+        CHECK_FALSE(out.steps[0].skipped);
+        CHECK_FALSE(out.steps[1].passed);
+        REQUIRE(out.steps[1].failures.size() == 1);
+        CHECK(out.steps[1].failures[0] ==
+              "verifier: expected the program to be accepted, but it is rejected at pc 3 (x.c:7: f(x);): R1 type=scalar expected=map_ptr");
+        CHECK(asked == std::vector<std::string>{"count", "count"});
+    }
+    SECTION("messages out of order, or an acceptance, fail the rejection; an acceptance runs the program") {
+        said = {false, "expected=map_ptr R1 type=", 3, "", ""};
+        auto out = run_scenario(*s, 0, {}, fake);
+        REQUIRE(out.steps.size() == 2);
+        REQUIRE_FALSE(out.steps[0].passed);
+        CHECK(out.steps[0].failures[0] == "verifier: rejected at pc 3 with \"expected=map_ptr R1 type=\", but the log has no \"expected=map_ptr\" after the messages before it");
+        said = {true, "", 0, "", ""};
+        out = run_scenario(*s, 0, {}, fake);
+        REQUIRE(out.steps.size() == 2);
+        CHECK_FALSE(out.steps[0].passed);
+        CHECK(out.steps[0].failures[0] == "verifier: expected a rejection with \"R1 type=\", but the program is accepted");
+        CHECK(out.steps[1].passed);
+        CHECK(out.steps[1].run);
+    }
+}
