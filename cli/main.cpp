@@ -24,6 +24,7 @@ using namespace bpfsim;
 namespace bpfsim { int cmd_btf(const std::vector<std::string>& args); }   // cli/cmd_btf.cpp
 namespace bpfsim { int cmd_test(const std::vector<std::string>& args); }  // cli/cmd_test.cpp
 namespace bpfsim { int cmd_kernel_verify(const std::vector<std::string>& args); }  // cli/cmd_kernel_verify.cpp
+namespace bpfsim { int cmd_verify(const std::vector<std::string>& args); }  // cli/cmd_verify.cpp
 
 namespace {
 
@@ -720,6 +721,7 @@ const std::map<std::string, Verb>& verbs() {
         {"map", {"map list|dump OBJ: an object's maps and their initial contents", cmd_map}},
         {"test", {"run scenarios (YAML): one line per step, then 'N passed, M failed'", cmd_test}},
         {"kernel-verify", {"the running kernel's verifier verdict and log for an object's programs (root); --corpus DIR: survey", cmd_kernel_verify}},
+        {"verify", {"the verifier model's verdict (Linux 6.18 rules) for an object's programs, without root", cmd_verify}},
         {"btf", {"btf dump FILE: BTF as bpftool prints it (raw, --json, --format c); btf record: minimal BTF for CO-RE", cmd_btf}},
     };
     return v;
