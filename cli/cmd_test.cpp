@@ -4,6 +4,7 @@
 #include "harness/coverage.hpp"
 #include "harness/annotations.hpp"
 #include "harness/scenario.hpp"
+#include "verifier/scenario_verifier.hpp"
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
@@ -87,7 +88,9 @@ std::vector<CaseResult> run_unit(const Unit& u, const vm::RunOptions& ro) {
         const auto t0 = std::chrono::steady_clock::now();
         harness::ScenarioOutcome out;
         try {
-            out = harness::run_scenario(*f.scenario, u.btf, ro);
+            // Verifier expectations (expect.verifier, __success/__failure/__msg) are checked
+            // against the verifier model.
+            out = harness::run_scenario(*f.scenario, u.btf, ro, verifier::scenario_verifier());
         } catch (const std::exception& e) {   // not a bpfsim::Error: report it, keep the other threads going
             out.error = Error(ErrorCode::Internal, e.what());
         }

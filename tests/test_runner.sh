@@ -177,11 +177,16 @@ assert (lf, lh) == (t["lines"]["total"], t["lines"]["covered"]), (lf, lh, t["lin
 run annotated 0 "$corpus/feat_annotations.o" --junit "$tmp/annotated.xml" --tap
 check "annotations: TAP plan" contains "$tmp/annotated.out" "1..4"
 check "annotations: __retval checked" contains "$tmp/annotated.out" "ok 3 - feat_annotations.o: socket: returns the packet's length"
-check "annotations: __failure is a skip until the verifier model exists" \
-  grep -qE "^ok 2 - feat_annotations.o: xdp: reads a packet byte past data_end # SKIP .*no verifier model" "$tmp/annotated.out"
-check "annotations: summary" contains "$tmp/annotated.out" "# 3 passed, 0 failed, 1 skipped"
+check "annotations: __failure/__msg checked by the verifier model" \
+  grep -qE "^ok 2 - feat_annotations.o: xdp: reads a packet byte past data_end$" "$tmp/annotated.out"
+check "annotations: summary" contains "$tmp/annotated.out" "# 4 passed, 0 failed"
 check "annotations: JUnit well-formed" xmllint --noout "$tmp/annotated.xml"
-check "annotations: JUnit counts the skip" test "$(xmllint --xpath 'count(//testcase/skipped)' "$tmp/annotated.xml")" = 1
+check "annotations: JUnit has no failure" test "$(xmllint --xpath 'count(//testcase/failure)' "$tmp/annotated.xml")" = 0
+# A wrong verifier expectation fails with what the model said.
+printf 'object: %s\nsteps:\n  - name: expects a rejection of an accepted program\n    run: xdp_count\n    expect:\n      verifier: {verdict: reject, messages: ["R0 !read_ok"]}\n' \
+  "$corpus/xdp_counter.o" > "$tmp/verdict.yaml"
+run verdict 1 "$tmp/verdict.yaml"
+check "verifier: a wrong expectation fails" contains "$tmp/verdict.out" 'verifier: expected a rejection with "R0 !read_ok", but the program is accepted'
 run unannotated 1 "$corpus/xdp_counter.o"
 check "annotations: an object without them is an error case" contains "$tmp/unannotated.out" "no program has test annotations"
 

@@ -27,6 +27,7 @@
 
 #include "harness/harness.hpp"
 #include "harness/scenario.hpp"
+#include "verifier/scenario_verifier.hpp"
 
 #include <algorithm>
 #include <array>
@@ -415,11 +416,13 @@ inline std::vector<uint8_t> tcp4(const std::string& src, uint16_t sport, const s
 
 // Loads a scenario and runs it once per kernel BTF it names (once when it names none).
 // Relative paths in it are looked up beside it, then in `search`. Load errors are thrown.
+// Verifier expectations are checked against the verifier model, as `bpfsim test` does.
 inline std::vector<ScenarioOutcome> run_scenario_file(const std::filesystem::path& file, const std::vector<std::filesystem::path>& search = {},
                                                       const RunOptions& ro = {}) {
     const Scenario s = unwrap(harness::load_scenario(file, search));
     std::vector<ScenarioOutcome> out;
-    for (std::size_t b = 0; b < std::max<std::size_t>(1, s.btf.size()); ++b) out.push_back(harness::run_scenario(s, b, ro));
+    const harness::VerifierFn model = verifier::scenario_verifier();
+    for (std::size_t b = 0; b < std::max<std::size_t>(1, s.btf.size()); ++b) out.push_back(harness::run_scenario(s, b, ro, model));
     return out;
 }
 inline bool passed(const std::vector<ScenarioOutcome>& outcomes) {
