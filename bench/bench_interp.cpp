@@ -4,6 +4,7 @@
 // process; a closing table gives ns per executed BPF instruction and the ratio
 // interpreter/native. Run: build/bench/bench_interp  (or `make bench`).
 #include "harness/harness.hpp"
+#include "vm/jit.hpp"
 #include "vm/vm.hpp"
 
 #include <benchmark/benchmark.h>
@@ -151,6 +152,45 @@ void BM_interp(benchmark::State& state, const Kernel* k, vm::Dispatch dispatch) 
                                                    benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
+// The JIT (vm/jit.hpp), checked (bounds checks + budget) or unchecked.
+void BM_jit(benchmark::State& state, const Kernel* k, bool checked) {
+    auto prog = corpus().program(k->name);
+    if (!prog) {
+        state.SkipWithError(prog.error().describe().c_str());
+        return;
+    }
+    auto jit = vm::Jit::compile(*prog, vm::HelperTable{}, vm::JitOptions{checked});
+    auto interp = vm::Interpreter::compile(*prog, vm::HelperTable{});
+    if (!jit || !interp) {
+        state.SkipWithError((jit ? interp.error() : jit.error()).describe().c_str());
+        return;
+    }
+    auto mem = k->input();
+    vm::Env env;
+    env.mem.add(mem.data(), mem.size(), vm::kReadWrite, vm::RegionKind::Input, "mem");
+    vm::RunOptions opts;
+    opts.budget = 0;
+    const std::array<uint64_t, 5> args{reinterpret_cast<uint64_t>(mem.data()), mem.size(), 0, 0, 0};
+    vm::RunResult r;
+    for (auto _ : state) {
+        r = jit->run(env, args, opts);
+        benchmark::DoNotOptimize(r.r0);
+    }
+    if (r.trap) {
+        state.SkipWithError(r.trap->message.c_str());
+        return;
+    }
+    const uint64_t expect = k->native(mem.data(), mem.size());
+    if (r.r0 != expect) {
+        state.SkipWithError(fmt::format("jit returned {:#x}, native {:#x}", r.r0, expect).c_str());
+        return;
+    }
+    const uint64_t insns = interp->run(env, args, opts).insns;   // unchecked runs do not count
+    state.counters["insns"] = static_cast<double>(insns);
+    state.counters["ns/insn"] = benchmark::Counter(static_cast<double>(insns) * static_cast<double>(state.iterations()),
+                                                   benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
 // Prints the usual console output, then a table of ratios from the same run.
 class RatioReporter : public benchmark::ConsoleReporter {
 public:
@@ -177,6 +217,18 @@ public:
                        t->second / 1e6, insns ? t->second / insns : 0.0, t->second / n->second,
                        s != times_.end() ? s->second / n->second : 0.0);
         }
+        fmt::print("\n{:<12} {:>12} {:>14} {:>10} {:>14} {:>10} {:>14}\n", "kernel", "native ms", "jit ms", "ns/insn",
+                   "jit/native", "unchecked ms", "unchecked/native");
+        for (const auto& k : kKernels) {
+            const auto n = times_.find(fmt::format("native/{}", k.name));
+            const auto c = times_.find(fmt::format("jit_checked/{}", k.name));
+            const auto u = times_.find(fmt::format("jit_unchecked/{}", k.name));
+            if (n == times_.end() || c == times_.end()) continue;
+            const double insns = insns_[c->first];
+            fmt::print("{:<12} {:>12.3f} {:>14.3f} {:>10.3f} {:>13.2f}x {:>12.3f} {:>15.2f}x\n", k.name, n->second / 1e6,
+                       c->second / 1e6, insns ? c->second / insns : 0.0, c->second / n->second,
+                       u != times_.end() ? u->second / 1e6 : 0.0, u != times_.end() ? u->second / n->second : 0.0);
+        }
     }
 
 private:
@@ -191,6 +243,8 @@ int main(int argc, char** argv) {
         benchmark::RegisterBenchmark(fmt::format("native/{}", k.name).c_str(), BM_native, &k);
         benchmark::RegisterBenchmark(fmt::format("interp_threaded/{}", k.name).c_str(), BM_interp, &k, vm::Dispatch::Threaded);
         benchmark::RegisterBenchmark(fmt::format("interp_switch/{}", k.name).c_str(), BM_interp, &k, vm::Dispatch::Switch);
+        benchmark::RegisterBenchmark(fmt::format("jit_checked/{}", k.name).c_str(), BM_jit, &k, true);
+        benchmark::RegisterBenchmark(fmt::format("jit_unchecked/{}", k.name).c_str(), BM_jit, &k, false);
     }
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -427,6 +427,9 @@ public:
     RunResult run(Env& env, std::array<uint64_t, 5> args = {}, const RunOptions& opts = {}) const;
 
     const Program& program() const;
+    // The handle a helper's callback site names (CallbackSite::engine), so another engine (the
+    // JIT) can let Env::call_function run callbacks in this interpreter.
+    const void* callback_engine() const { return impl_.get(); }
     Interpreter(Interpreter&&) noexcept;
     Interpreter& operator=(Interpreter&&) noexcept;
     ~Interpreter();

@@ -1,0 +1,553 @@
+// The x86-64 JIT against the interpreter: every conformance test, random programs, traps,
+// budgets, helpers, bpf2bpf calls, tail calls and callbacks must come out the same.
+#include "harness/harness.hpp"
+#include "vm/jit.hpp"
+#include "vm/vm.hpp"
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <random>
+#include <regex>
+
+using namespace bpfsim;
+using namespace bpfsim::vm;
+
+namespace {
+
+using Args = std::array<uint64_t, 5>;
+
+// Stack addresses differ between the engines' runs (each has its own stack): compare messages
+// with hex numbers masked where the stack is involved.
+std::string mask_hex(const std::string& s) {
+    const std::string h = std::regex_replace(s, std::regex("0x[0-9a-f]+"), "0x?");
+    return std::regex_replace(h, std::regex("[0-9]+ bytes (above|below)"), "N bytes $1");
+}
+
+struct Both {
+    std::optional<Error> ierr, jerr;
+    RunResult i, j;
+    std::vector<uint8_t> imem, jmem;
+};
+
+Both run_both(const std::vector<Insn>& insns, const std::vector<uint8_t>& mem, const HelperTable& helpers, uint64_t budget,
+              JitOptions jo = {}, std::function<void(Env&)> setup = {}) {
+    Program prog;
+    prog.name = "t";
+    prog.insns = insns;
+    Both b;
+    auto interp = Interpreter::compile(prog, helpers);
+    auto jit = Jit::compile(prog, helpers, jo);
+    if (!interp) b.ierr = interp.error();
+    if (!jit) b.jerr = jit.error();
+    if (!interp || !jit) return b;
+    RunOptions ro;
+    ro.budget = budget;
+    for (int engine = 0; engine < 2; ++engine) {
+        std::vector<uint8_t> m = mem;
+        Env env;
+        if (!m.empty()) env.mem.add(m.data(), m.size(), kReadWrite, RegionKind::Input, "mem");
+        if (setup) setup(env);
+        const Args args{m.empty() ? 0 : reinterpret_cast<uint64_t>(m.data()), m.size(), 0, 0, 0};
+        if (engine == 0) {
+            b.i = interp->run(env, args, ro);
+            b.imem = m;
+        } else {
+            b.j = jit->run(env, args, ro);
+            b.jmem = m;
+        }
+    }
+    return b;
+}
+
+// Everything the two engines report, compared; returns "" when they agree.
+std::string differences(const Both& b, bool exact_messages = false) {
+    if (b.ierr || b.jerr) {
+        if (b.ierr && b.jerr && b.ierr->describe() == b.jerr->describe()) return "";
+        return fmt::format("compile: interp '{}', jit '{}'", b.ierr ? b.ierr->describe() : "ok", b.jerr ? b.jerr->describe() : "ok");
+    }
+    std::string d;
+    if (b.i.trap.has_value() != b.j.trap.has_value())
+        return fmt::format("trap: interp '{}', jit '{}'", b.i.trap ? b.i.trap->message : "none", b.j.trap ? b.j.trap->message : "none");
+    if (b.i.trap) {
+        const auto& a = *b.i.trap;
+        const auto& c = *b.j.trap;
+        const bool same_msg = exact_messages ? a.message == c.message : mask_hex(a.message) == mask_hex(c.message);
+        if (a.kind != c.kind || a.pc != c.pc || !same_msg)
+            d += fmt::format("trap: interp {} '{}', jit {} '{}'; ", to_string(a.kind), a.message, to_string(c.kind), c.message);
+    } else if (b.i.r0 != b.j.r0) {
+        d += fmt::format("r0: interp {:#x}, jit {:#x}; ", b.i.r0, b.j.r0);
+    }
+    if (b.i.insns != b.j.insns) d += fmt::format("insns: interp {}, jit {}; ", b.i.insns, b.j.insns);
+    if (b.imem != b.jmem) d += "memory differs; ";
+    return d;
+}
+
+std::vector<Insn> asm_of(const std::string& text) {
+    auto a = assemble(text);
+    if (!a) FAIL(a.error().describe());
+    return *a;
+}
+
+uint64_t mix_helper(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5, Env&) {
+    return (r1 * 31) ^ (r2 << 3) ^ (r3 + r4) ^ (r5 * 0x9e3779b97f4a7c15ull);
+}
+uint64_t exit7(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, Env& env) {
+    env.request_exit(7);
+    return 0;
+}
+uint64_t refuse(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, Env& env) {
+    env.request_trap("x");
+    return 0;
+}
+uint64_t call_back(uint64_t fn, uint64_t arg, uint64_t, uint64_t, uint64_t, Env& env) {
+    return env.call_function(fn, {arg, 0, 0, 0, 0}) * 10;
+}
+const Interpreter* g_tail_target = nullptr;
+uint64_t tail_call(uint64_t ctx, uint64_t, uint64_t, uint64_t, uint64_t, Env& env) {
+    env.request_tail_call(*g_tail_target, ctx);
+    return 0;
+}
+uint64_t drop_region(uint64_t start, uint64_t, uint64_t, uint64_t, uint64_t, Env& env) {
+    return env.mem.remove(start);
+}
+HelperTable test_helpers() {
+    HelperTable t = conformance_helpers();
+    t.add({10, "mix", {}, mix_helper});
+    t.add({11, "exit7", {}, exit7});
+    t.add({12, "refuse", {}, refuse});
+    t.add({13, "call_back", {}, call_back});
+    t.add({14, "tail_call", {}, tail_call});
+    t.add({15, "drop_region", {}, drop_region});
+    return t;
+}
+
+// ─────────────────────────── the random program generator ───────────────────────────
+
+struct Gen {
+    std::mt19937_64 rng;
+    explicit Gen(uint64_t seed) : rng(seed) {}
+    uint64_t u(uint64_t n) { return rng() % n; }
+    bool chance(unsigned pct) { return u(100) < pct; }
+
+    static constexpr uint8_t kData[] = {0, 2, 3, 4, 5, 6, 7, 8};   // r1 = buffer, r9 = loop counter
+    uint8_t data_reg() { return kData[u(std::size(kData))]; }
+    uint8_t any_reg() { return chance(10) ? 9 : data_reg(); }
+    int32_t imm() {
+        switch (u(6)) {
+        case 0: return 0;
+        case 1: return -1;
+        case 2: return static_cast<int32_t>(u(64));
+        case 3: return INT32_MIN;
+        default: return static_cast<int32_t>(rng());
+        }
+    }
+
+    using Unit = std::vector<Insn>;
+    Insn mk(Op op, uint8_t dst, uint8_t src, int16_t off, int32_t imm) {
+        const OpInfo& oi = op_info(op);
+        Insn in;
+        in.code = oi.code;
+        in.dst = dst;
+        in.src = src;
+        in.off = off;
+        in.imm = imm;
+        if (oi.disc == Disc::OFF) in.off = static_cast<int16_t>(oi.dval);
+        if (oi.disc == Disc::IMM) in.imm = oi.dval;
+        if (oi.disc == Disc::SRC) in.src = static_cast<uint8_t>(oi.dval);
+        return in;
+    }
+
+    Unit alu_unit() {
+        static std::vector<Op> alu = [] {
+            std::vector<Op> v;
+            for (const auto& oi : op_table())
+                if (oi.form == Form::ALU_K || oi.form == Form::ALU_X || oi.form == Form::NEG || oi.form == Form::MOVSX ||
+                    oi.form == Form::END)
+                    v.push_back(oi.op);
+            return v;
+        }();
+        const Op op = alu[u(alu.size())];
+        const OpInfo& oi = op_info(op);
+        Insn in = mk(op, data_reg(), oi.form == Form::ALU_X || oi.form == Form::MOVSX ? any_reg() : 0, 0,
+                     oi.form == Form::ALU_K ? imm() : 0);
+        if (oi.form == Form::ALU_K && (std::string_view(oi.mnemonic).starts_with("lsh") || std::string_view(oi.mnemonic).starts_with("rsh") ||
+                                       std::string_view(oi.mnemonic).starts_with("arsh")))
+            in.imm = static_cast<int32_t>(u(64));   // the validator wants shift immediates in range
+        return {in};
+    }
+
+    // A load or store in the buffer (64 bytes at r1) or the stack; sometimes out of bounds.
+    Unit mem_unit(bool allow_oob) {
+        static const Op loads[] = {Op::LDX_B, Op::LDX_H, Op::LDX_W, Op::LDX_DW, Op::LDXS_B, Op::LDXS_H, Op::LDXS_W};
+        static const Op stores[] = {Op::STX_B, Op::STX_H, Op::STX_W, Op::STX_DW, Op::ST_B, Op::ST_H, Op::ST_W, Op::ST_DW};
+        static const Op atomics[] = {Op::ATOMIC_ADD64, Op::ATOMIC_FETCH_ADD64, Op::ATOMIC_OR64, Op::ATOMIC_FETCH_OR32,
+                                     Op::ATOMIC_AND32, Op::ATOMIC_FETCH_AND64, Op::ATOMIC_XOR64, Op::ATOMIC_FETCH_XOR32,
+                                     Op::ATOMIC_XCHG64, Op::ATOMIC_XCHG32, Op::ATOMIC_CMPXCHG64, Op::ATOMIC_CMPXCHG32};
+        const unsigned kind = static_cast<unsigned>(u(10));
+        Op op = kind < 5 ? loads[u(std::size(loads))] : kind < 9 ? stores[u(std::size(stores))] : atomics[u(std::size(atomics))];
+        const unsigned size = op_info(op).form == Form::ATOMIC ? (op_info(op).code == 0xdb ? 8 : 4) : code::mem_size(op_info(op).code);
+        const bool stack = chance(40);
+        int off = stack ? -static_cast<int>(size) * static_cast<int>(1 + u(64 / size)) : static_cast<int>(size * u(64 / size));
+        if (op_info(op).form != Form::ATOMIC && chance(30)) off += static_cast<int>(u(size));   // unaligned is fine
+        if (allow_oob && chance(3)) off += stack ? -600 : 64;
+        const uint8_t base = stack ? 10 : 1;
+        const Form f = op_info(op).form;
+        if (f == Form::LDX || f == Form::LDXS) return {mk(op, data_reg(), base, static_cast<int16_t>(off), 0)};
+        if (f == Form::ST) return {mk(op, base, 0, static_cast<int16_t>(off), imm())};
+        return {mk(op, base, data_reg(), static_cast<int16_t>(off), 0)};
+    }
+
+    Unit jump_unit(int16_t off) {
+        static std::vector<Op> jumps = [] {
+            std::vector<Op> v;
+            for (const auto& oi : op_table())
+                if (oi.form == Form::JCOND_K || oi.form == Form::JCOND_X) v.push_back(oi.op);
+            return v;
+        }();
+        const Op op = jumps[u(jumps.size())];
+        const bool reg = op_info(op).form == Form::JCOND_X;
+        return {mk(op, any_reg(), reg ? any_reg() : 0, off, reg ? 0 : imm())};
+    }
+
+    std::vector<Insn> program(bool allow_oob) {
+        std::vector<Unit> units;
+        // Initial values: r0, r2-r8 random 64-bit constants.
+        for (uint8_t r : kData) {
+            const uint64_t v = rng();
+            Insn lo = mk(Op::LDDW, r, 0, 0, static_cast<int32_t>(v));
+            Insn hi;
+            hi.imm = static_cast<int32_t>(v >> 32);
+            units.push_back({lo, hi});
+        }
+        const unsigned n = 10 + static_cast<unsigned>(u(40));
+        std::vector<std::pair<std::size_t, std::size_t>> fwd;   // unit index of a jump, target unit
+        for (unsigned i = 0; i < n; ++i) {
+            const unsigned k = static_cast<unsigned>(u(100));
+            if (k < 45) units.push_back(alu_unit());
+            else if (k < 70) units.push_back(mem_unit(allow_oob));
+            else if (k < 80) {
+                fwd.emplace_back(units.size(), 0);
+                units.push_back(jump_unit(0));
+            } else if (k < 86) {
+                // call the mixing helper, or a subprogram
+                if (chance(50)) units.push_back({mk(Op::CALL_HELPER, 0, 0, 0, 10)});
+                else units.push_back({mk(Op::CALL_LOCAL, 0, 1, 0, 0)});   // target patched below
+            } else if (k < 92) {
+                // a bounded loop: r9 = count; body; r9 -= 1; if r9 != 0 goto body
+                const unsigned count = 1 + static_cast<unsigned>(u(20));
+                units.push_back({mk(Op::MOV64_IMM, 9, 0, 0, static_cast<int32_t>(count))});
+                std::vector<Unit> body;
+                const unsigned m = 1 + static_cast<unsigned>(u(6));
+                for (unsigned b = 0; b < m; ++b) body.push_back(chance(60) ? alu_unit() : mem_unit(allow_oob));
+                std::size_t len = 0;
+                for (auto& b : body) {
+                    len += b.size();
+                    units.push_back(b);
+                }
+                units.push_back({mk(Op::SUB64_IMM, 9, 0, 0, 1)});
+                units.push_back({mk(Op::JNE64_IMM, 9, 0, static_cast<int16_t>(-static_cast<int>(len) - 2), 0)});
+            } else {
+                units.push_back({mk(Op::MAY_GOTO, 0, 0, 0, 0)});   // off 0: falls through either way
+            }
+        }
+        const std::size_t exit_unit = units.size();
+        units.push_back({mk(Op::EXIT, 0, 0, 0, 0)});
+        // The subprogram: mixes its arguments into r0.
+        const std::size_t sub_unit = units.size();
+        units.push_back({mk(Op::MOV64_REG, 0, 1, 0, 0)});
+        units.push_back({mk(Op::XOR64_REG, 0, 2, 0, 0)});
+        units.push_back({mk(Op::MUL64_IMM, 0, 0, 0, 0x1003)});
+        units.push_back({mk(Op::ADD64_REG, 0, 5, 0, 0)});
+        units.push_back({mk(Op::MOV64_IMM, 6, 0, 0, 12345)});   // r6 is restored by the return
+        units.push_back({mk(Op::EXIT, 0, 0, 0, 0)});
+
+        std::vector<std::size_t> pc_of(units.size() + 1, 0);
+        for (std::size_t i = 0; i < units.size(); ++i) pc_of[i + 1] = pc_of[i] + units[i].size();
+        for (auto& [j, t] : fwd) {
+            t = j + 1 + u(std::min<std::size_t>(6, exit_unit - j));
+            units[j][0].off = static_cast<int16_t>(pc_of[t] - pc_of[j] - 1);
+        }
+        for (std::size_t i = 0; i < units.size(); ++i)
+            if (units[i].size() == 1 && units[i][0].code == 0x85 && units[i][0].src == 1)
+                units[i][0].imm = static_cast<int32_t>(pc_of[sub_unit] - pc_of[i] - 1);
+        std::vector<Insn> out;
+        for (auto& unit : units) out.insert(out.end(), unit.begin(), unit.end());
+        return out;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("jit: every opcode of the table has an emitter", "[jit]") {
+    std::size_t n = 0;
+    for (const auto& oi : op_table()) {
+        INFO(oi.name);
+        CHECK(Jit::has_emitter(oi.op));
+        ++n;
+    }
+    CHECK(n == kOpCount);
+    CHECK_FALSE(Jit::has_emitter(Op::Invalid));
+}
+
+TEST_CASE("jit: all conformance tests give the interpreter's results", "[jit]") {
+    const std::filesystem::path dir = BPFSIM_SHARED_DIR "/conformance";
+    REQUIRE(std::filesystem::exists(dir));
+    std::vector<std::filesystem::path> files;
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+        if (e.path().extension() == ".data") files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    std::size_t passed = 0, interp_passed = 0, same = 0;
+    const HelperTable helpers = conformance_helpers();
+    for (const auto& f : files) {
+        INFO(f.filename().string());
+        auto c = harness::parse_conformance(f);
+        REQUIRE(c.ok());
+        if (harness::run_conformance(*c).passed) ++interp_passed;
+        std::vector<Insn> insns;
+        if (!c->asm_text.empty()) {
+            auto a = assemble(c->asm_text, c->file);
+            if (a) insns = *a;
+        }
+        if (insns.empty())
+            for (uint64_t w : c->raw) insns.push_back(Insn::from_raw(w));
+        if (insns.empty()) {   // an assembly error: no engine involved
+            ++same;
+            ++passed;
+            continue;
+        }
+        const Both b = run_both(insns, c->mem, helpers, 1'000'000);
+        const std::string diff = differences(b, true);
+        CHECK(diff == "");
+        if (diff.empty()) ++same;
+        // Pass/fail as run_conformance judges the interpreter, here for the JIT's outcome.
+        std::string failure = b.jerr ? b.jerr->describe() : b.j.trap ? b.j.trap->message : "";
+        bool ok;
+        if (!c->error.empty()) {
+            ok = !failure.empty() && (failure.find(c->error) != std::string::npos || std::regex_search(failure, std::regex(c->error)));
+        } else {
+            ok = failure.empty() && c->result && b.j.r0 == *c->result;
+        }
+        if (ok) ++passed;
+    }
+    WARN(fmt::format("conformance through the JIT: {}/{} passed (interpreter {}), {} identical to the interpreter", passed,
+                     files.size(), interp_passed, same));
+    CHECK(files.size() >= 313);
+    CHECK(passed == interp_passed);
+    CHECK(same == files.size());
+}
+
+TEST_CASE("jit: random programs run identically in the interpreter and the JIT", "[jit]") {
+    const HelperTable helpers = test_helpers();
+    std::size_t traps = 0, budget_traps = 0;
+    const unsigned kPrograms = 4000;
+    for (unsigned seed = 1; seed <= kPrograms; ++seed) {
+        Gen g(seed);
+        const auto prog = g.program(true);
+        std::vector<uint8_t> mem(64);
+        for (auto& b : mem) b = static_cast<uint8_t>(g.rng());
+        const uint64_t budget = g.chance(20) ? 5 + g.u(200) : 1'000'000;
+        const Both b = run_both(prog, mem, helpers, budget);
+        INFO("seed " << seed << "\n" << disassemble_program(prog));
+        REQUIRE(!b.ierr);
+        REQUIRE(differences(b) == "");
+        if (b.i.trap) {
+            ++traps;
+            if (b.i.trap->kind == TrapKind::Budget) ++budget_traps;
+        }
+    }
+    WARN(fmt::format("{} random programs: {} trapped ({} on the budget), all identical", kPrograms, traps, budget_traps));
+    CHECK(traps > 0);
+    CHECK(budget_traps > 0);
+    CHECK(traps < kPrograms / 2);
+}
+
+TEST_CASE("jit: unchecked mode computes the same results for programs that stay in bounds", "[jit]") {
+    const HelperTable helpers = test_helpers();
+    unsigned ran = 0;
+    for (unsigned seed = 1; seed <= 500; ++seed) {
+        Gen g(seed * 7919);
+        const auto prog = g.program(false);
+        std::vector<uint8_t> mem(64);
+        for (auto& b : mem) b = static_cast<uint8_t>(g.rng());
+        // Forward jumps can enter a loop past its counter: keep only programs that end.
+        if (run_both(prog, mem, helpers, 1'000'000).i.trap) continue;
+        ++ran;
+        const Both b = run_both(prog, mem, helpers, 0, JitOptions{false});
+        INFO("seed " << seed);
+        REQUIRE(!b.i.trap);
+        REQUIRE(!b.j.trap);
+        CHECK(b.i.r0 == b.j.r0);
+        CHECK(b.imem == b.jmem);
+        CHECK(b.j.insns == 0);
+    }
+    CHECK(ran > 300);
+}
+
+TEST_CASE("jit: memory faults trap at the interpreter's pc with its message", "[jit]") {
+    const HelperTable helpers = test_helpers();
+    const std::vector<uint8_t> mem(16, 0xab);
+    for (const char* text : {
+             "mov %r0, 0\nldxw %r0, [%r1+14]\nexit",            // 2 bytes past the end
+             "mov %r0, 0\nstxdw [%r1+16], %r0\nexit",           // just past
+             "mov %r0, 0\nstb [%r1-1], 1\nexit",                // just before
+             "ldxdw %r0, [%r10+0]\nexit",                       // above the stack
+             "ldxb %r0, [%r10-513]\nexit",                      // below the stack
+             "mov %r2, 0\nldxb %r0, [%r2+0]\nexit",             // null
+             "mov %r0, 1\nlock add [%r1+4], %r0\nexit",         // misaligned atomic
+             "mov %r0, 1\nlock add32 [%r1+16], %r0\nexit",      // out-of-bounds atomic
+         }) {
+        INFO(text);
+        const Both b = run_both(asm_of(text), mem, helpers, 1000);
+        REQUIRE(b.i.trap);
+        REQUIRE(b.j.trap);
+        CHECK(b.j.trap->pc == b.i.trap->pc);
+        CHECK(b.j.trap->kind == b.i.trap->kind);
+        if (b.i.trap->message.find("stack") == std::string::npos) CHECK(b.j.trap->addr == b.i.trap->addr);
+        CHECK(b.j.trap->size == b.i.trap->size);
+        CHECK(mask_hex(b.j.trap->message) == mask_hex(b.i.trap->message));
+        if (b.i.trap->message.find("stack") == std::string::npos) CHECK(b.j.trap->message == b.i.trap->message);
+        CHECK(b.j.insns == b.i.insns);
+    }
+    // The JIT's last-region cache forgets a region a helper removed.
+    for (const char* text : {"mov %r6, %r1\nldxb %r0, [%r6+1]\nstb [%r6+2], 1\ncall 15\nldxb %r0, [%r6+1]\nexit",
+                             "mov %r6, %r1\nldxb %r0, [%r6+1]\nstb [%r6+2], 1\ncall 15\nstb [%r6+2], 1\nexit"}) {
+        INFO(text);
+        const Both b = run_both(asm_of(text), mem, helpers, 1000);
+        REQUIRE(b.j.trap);
+        CHECK(b.j.trap->pc == 4);
+        CHECK(differences(b) == "");   // the message names the nearest region: the stack
+    }
+    // A read-only region refuses a store with the same message.
+    std::vector<uint8_t> ro(8, 1);
+    auto prog = asm_of("mov %r0, 0\nldxb %r0, [%r1+0]\nstb [%r1+0], 2\nexit");
+    Program p;
+    p.insns = prog;
+    auto interp = Interpreter::compile(p, helpers);
+    auto jit = Jit::compile(p, helpers);
+    REQUIRE(interp.ok());
+    REQUIRE(jit.ok());
+    Env e1, e2;
+    e1.mem.add(ro.data(), ro.size(), kRead, RegionKind::Input, "ro");
+    e2.mem.add(ro.data(), ro.size(), kRead, RegionKind::Input, "ro");
+    auto a = interp->run(e1, {reinterpret_cast<uint64_t>(ro.data())});
+    auto c = jit->run(e2, {reinterpret_cast<uint64_t>(ro.data())});
+    REQUIRE(a.trap);
+    REQUIRE(c.trap);
+    CHECK(c.trap->pc == 2);
+    CHECK(c.trap->message == a.trap->message);
+}
+
+TEST_CASE("jit: the budget runs out at the interpreter's pc, and counts instructions the same", "[jit]") {
+    const HelperTable helpers = test_helpers();
+    const char* loop = "mov %r0, 0\nl:\nadd %r0, 1\njlt %r0, 1000, l\nexit";
+    for (uint64_t budget : {1ull, 2ull, 3ull, 10ull, 57ull, 1000ull, 2000ull, 2001ull, 2002ull, 0ull}) {
+        INFO("budget " << budget);
+        const Both b = run_both(asm_of(loop), {}, helpers, budget);
+        CHECK(differences(b, true) == "");
+    }
+    const Both ok = run_both(asm_of(loop), {}, helpers, 0);
+    CHECK(ok.j.r0 == 1000);
+    CHECK(ok.j.insns == 2002);
+    const Both out = run_both(asm_of(loop), {}, helpers, 100);
+    REQUIRE(out.j.trap);
+    CHECK(out.j.trap->kind == TrapKind::Budget);
+    CHECK(out.j.trap->pc == 2);
+    CHECK(out.j.trap->message == "pc 2: instruction budget of 100 exhausted");
+    // endless loop, budget via ja
+    const Both endless = run_both(asm_of("l:\nja l\nexit"), {}, helpers, 12345);
+    CHECK(differences(endless, true) == "");
+    REQUIRE(endless.j.trap);
+    // may_goto leaves a loop after its allowance
+    const Both mg = run_both(asm_of("mov %r0, 0\nl:\nmay_goto +2\nadd %r0, 1\nja l\nexit"), {}, helpers, 0);
+    CHECK(differences(mg, true) == "");
+    CHECK(mg.j.r0 == static_cast<uint64_t>(kMayGotoLoops));
+}
+
+TEST_CASE("jit: helpers, requests, bpf2bpf calls, callx, tail calls and callbacks", "[jit]") {
+    const HelperTable helpers = test_helpers();
+    Env scratch;
+    auto same = [&](const std::string& text, uint64_t budget = 1'000'000) {
+        INFO(text);
+        const Both b = run_both(asm_of(text), std::vector<uint8_t>(16, 3), helpers, budget);
+        CHECK(differences(b) == "");   // hex masked: stack addresses differ between the runs
+        return b;
+    };
+    CHECK(same("mov %r1, 1\nmov %r2, 2\nmov %r3, 3\nmov %r4, 4\nmov %r5, 5\ncall 10\nadd %r0, %r1\nexit").j.r0 ==
+          mix_helper(1, 2, 3, 4, 5, scratch) + 1);
+    CHECK(same("mov %r0, 1\ncall 11\nmov %r0, 99\nexit").j.r0 == 7);
+    auto refused = same("mov %r0, 1\ncall 12\nexit");
+    REQUIRE(refused.j.trap);
+    CHECK(refused.j.trap->message == "pc 1: helper 12 failed: x");
+    same("mov %r6, 6\nmov %r7, 7\nmov %r8, 8\nmov %r9, 9\nmov %r1, 3\ncall local f\nadd %r0, %r6\nadd %r0, %r7\nadd %r0, %r9\nexit\n"
+         "f:\nmov %r6, 100\nmov %r9, 1000\nstdw [%r10-8], 42\nldxdw %r0, [%r10-8]\nadd %r0, %r1\nexit");
+    // recursion to the depth limit
+    auto deep = same("mov %r1, 0\ncall local f\nexit\nf:\nadd %r1, 1\ncall local f\nexit");
+    REQUIRE(deep.j.trap);
+    CHECK(deep.j.trap->kind == TrapKind::CallDepth);
+    // callx: helper by id, function by address, garbage
+    same("mov %r1, 2\nmov %r2, 3\nmov %r6, 10\ncallx %r6\nexit");
+    same("lddw %r6, func(f)\nmov %r1, 5\ncallx %r6\nadd %r0, 1\nexit\nf:\nmov %r0, %r1\nmul %r0, 3\nexit");
+    same("mov %r6, 123456\ncallx %r6\nexit");
+    same("mov %r6, 12\ncallx %r6\nexit");
+    // a callback run by a helper (in the interpreter), sharing the budget and the stack chain
+    auto cb = same("stdw [%r10-8], 9\nlddw %r1, func(f)\nmov %r2, 4\ncall 13\nldxdw %r1, [%r10-8]\nadd %r0, %r1\nexit\n"
+                   "f:\nmov %r0, %r1\nstdw [%r10-8], 1\nadd %r0, 2\nexit");
+    CHECK(cb.j.r0 == 69);
+    same("lddw %r1, func(f)\nmov %r2, 4\ncall 13\nexit\nf:\nldxb %r0, [%r10+600]\nexit");
+    // budget traps around calls
+    for (uint64_t budget = 1; budget < 12; ++budget)
+        same("mov %r1, 0\ncall local f\nadd %r0, 1\nexit\nf:\nmov %r0, 1\nexit", budget);
+    // ld_abs / ld_ind without a packet and with one
+    same("ldabsb 3\nexit");
+    {
+        std::vector<uint8_t> pkt{1, 2, 3, 4, 5, 6, 7, 8};
+        const Both b = run_both(asm_of("mov %r6, 2\nldabsh 1\nmov %r7, %r0\nldindw %r6, 1\nadd %r0, %r7\nldabsb 100\nexit"), {},
+                                helpers, 1000, {}, [&](Env& e) {
+                                    e.skb_data = pkt.data();
+                                    e.skb_len = static_cast<uint32_t>(pkt.size());
+                                });
+        CHECK(differences(b, true) == "");
+        CHECK(b.j.r0 == 0);   // the last load misses
+    }
+}
+
+TEST_CASE("jit: tail calls continue in the target, also from a subprogram", "[jit]") {
+    const HelperTable helpers = test_helpers();
+    Program tp;
+    tp.insns = asm_of("mov %r0, %r1\nadd %r0, 1\nexit");
+    auto target = Interpreter::compile(tp, helpers);
+    REQUIRE(target.ok());
+    g_tail_target = &*target;
+    for (const char* text : {"mov %r1, 5\ncall 14\nmov %r0, 99\nexit",
+                             "call local f\nadd %r0, 100\nexit\nf:\nmov %r1, 5\ncall 14\nmov %r0, 99\nexit"}) {
+        INFO(text);
+        for (uint64_t budget : {0ull, 2ull, 3ull, 4ull, 5ull, 7ull, 100ull}) {
+            const Both b = run_both(asm_of(text), {}, helpers, budget);
+            CHECK(differences(b, true) == "");
+        }
+    }
+    const Both b = run_both(asm_of("call local f\nadd %r0, 100\nexit\nf:\nmov %r1, 5\ncall 14\nmov %r0, 99\nexit"), {}, helpers, 0);
+    CHECK(b.j.r0 == 106);
+    g_tail_target = nullptr;
+}
+
+TEST_CASE("jit: compile errors are the interpreter's, never aborts; code is freed with the Jit", "[jit]") {
+    const HelperTable helpers = test_helpers();
+    Program p;
+    p.insns = asm_of("mov %r0, 1\ncall 99\nexit");
+    auto j = Jit::compile(p, helpers);
+    auto i = Interpreter::compile(p, helpers);
+    REQUIRE_FALSE(j.ok());
+    REQUIRE_FALSE(i.ok());
+    CHECK(j.error().describe() == i.error().describe());
+    p.insns = asm_of("mov %r0, 1");
+    CHECK_FALSE(Jit::compile(p, helpers).ok());
+    p.insns = asm_of("mov %r0, 1\nexit");
+    for (int k = 0; k < 200; ++k) {
+        auto jit = Jit::compile(p, helpers);
+        REQUIRE(jit.ok());
+        CHECK(jit->code_size() > 0);
+    }
+}

@@ -1,0 +1,1320 @@
+// The x86-64 JIT (issue 7): one pass over the pre-validated program, xbyak as the assembler.
+//
+// Register mapping (the kernel's idea: BPF arguments in the SysV argument registers):
+//   r0 rax  r1 rdi  r2 rsi  r3 rdx  r4 rcx  r5 r8   r6 rbx  r7 r13  r8 r14  r9 r15  r10 rbp
+//   r12: the run context (Ctx below); r9, r10, r11: scratch.
+// A helper call is `fn(r1..r5, env)`: r1..r5 are already in place, r9 gets the context and a
+// small C++ trampoline sets Env::site and calls fn with the Env. r1..r5 are restored after the
+// call (the interpreter keeps them too).
+//
+// Budget (checked mode): the interpreter's scheme exactly, with the same per-pc tables
+// (charge/upto/credit): a taken jump charges charge[pc] and traps at pc when the budget goes
+// negative, exits and calls likewise, helper requests and callx charge upto[pc]. So budget
+// traps happen at the same pc and RunResult::insns is the same number.
+//
+// Memory (checked mode): an inline test for the live stack window [stack_lo, stack_top), then
+// a call out to Env::mem.allows() (with its own last-hit cache); r10-relative accesses inside
+// the current frame need no test at all. Failures trap with the interpreter's message.
+//
+// bpf2bpf calls push r6-r9, r10, the may_goto allowance, the current program and a return
+// address on the native stack (no native call/ret, so the body keeps its 16-byte alignment);
+// BPF frames live in a 8 x 512-byte stack area exactly like the interpreter's. Exits at depth
+// > 0 pop them. Tail calls compile the target lazily (cached in the root Jit) and jump into its
+// code, which shares the context layout, prologue and epilogue. Callbacks (Env::call_function)
+// run in an interpreter of the same program that every Jit keeps beside its code.
+#include "vm/jit.hpp"
+
+#include <fmt/format.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <xbyak/xbyak.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <map>
+#include <mutex>
+
+// A missing opcode in the emitter's switch fails the build.
+#pragma GCC diagnostic error "-Wswitch"
+
+namespace bpfsim::vm {
+
+namespace {
+
+constexpr int64_t kUnlimited = INT64_MAX / 4;
+
+struct Extra {
+    std::optional<Trap> trap;
+    uint64_t insns = 0;
+    bool finished = false;        // r0 set by a request/ld_abs miss; ctx.r0 holds it
+    std::exception_ptr exc;
+};
+
+// The run context r12 points to. Standard layout: the generated code uses offsetof.
+struct Ctx {
+    int64_t budget;
+    uint64_t stack_lo;
+    uint64_t top_minus[4];        // stack_top - 1, -2, -4, -8
+    int64_t loops;                // may_goto allowance of the running frame
+    uint64_t c_lo[2];             // last region hit by a read [0] / write [1]: its start,
+    uint64_t c_last[2][4];        // and its end - 1, -2, -4, -8 (lo = ~0: empty)
+    const Jit::Impl* cur;         // the program running (tail calls switch it)
+    uint32_t depth;               // bpf2bpf frames pushed
+    uint32_t pad;
+    uint64_t entry_rsp;
+    uint64_t r0;
+    uint64_t save[5];             // r1..r5 around a helper call
+    uint64_t r10;                 // r10 at a helper call (Env::site)
+    HelperFn fn;                  // the helper to call
+    uint64_t tmp;
+    Env* env;
+    uint64_t args[5];
+    uint64_t stack_top;
+    uint64_t fault_addr;
+    uint32_t fault_size;
+    uint32_t fault_perm;
+    int64_t helper_id;
+    int64_t budget_start;
+    const Jit::Impl* root;
+    Extra* x;
+};
+
+#define CTX(field) static_cast<uint32_t>(offsetof(Ctx, field))
+
+using CFn = uint64_t (*)(Ctx*, uint64_t, uint64_t);
+using EnterFn = void (*)(Ctx*, uint64_t);
+
+std::size_t env_request_offset() {
+    static const std::size_t off = [] {
+        Env e;
+        return static_cast<std::size_t>(reinterpret_cast<const char*>(&e.request) - reinterpret_cast<const char*>(&e));
+    }();
+    return off;
+}
+
+bool ends_region(Form f) {
+    return f == Form::JA || f == Form::JA32 || f == Form::EXIT || f == Form::CALL_LOCAL || f == Form::CALLX;
+}
+
+// Keeps the generator's buffer off executable pages: code is copied into its own mapping.
+struct HeapAllocator : Xbyak::Allocator {
+    uint8_t* alloc(std::size_t size) override { return static_cast<uint8_t*>(std::malloc(size)); }
+    void free(uint8_t* p) override { std::free(p); }
+    bool useProtect() const override { return false; }
+};
+
+}  // namespace
+
+struct Jit::Impl {
+    Program prog;
+    HelperTable helpers;
+    JitOptions opts;
+    std::optional<Interpreter> interp;   // validation, and the engine callbacks run in
+    const void* engine = nullptr;
+    std::vector<Op> ops;
+    std::vector<int32_t> charge;
+    std::vector<uint32_t> upto, credit;
+    uint8_t* code = nullptr;
+    std::size_t code_len = 0, code_used = 0;
+    std::vector<uint64_t> pc_addr;
+    const Impl* root = nullptr;
+    mutable std::mutex tail_mu;
+    mutable std::map<const Interpreter*, std::unique_ptr<Impl>> tails;
+
+    ~Impl() {
+        if (code) munmap(code, code_len);
+    }
+    EnterFn enter() const { return reinterpret_cast<EnterFn>(code); }
+    const Impl* tail_target(const Interpreter& target) const;
+};
+
+std::unique_ptr<Jit::Impl> build(const Program& prog, const HelperTable& helpers, JitOptions opts);
+
+// ───────────────────────────── run-time support ─────────────────────────────
+
+namespace {
+
+void record_trap(Ctx* c, TrapKind kind, std::size_t pc, bool charged, std::string msg, uint64_t addr = 0, uint32_t size = 0) {
+    const Jit::Impl* self = c->cur;
+    int64_t used = c->budget_start - c->budget;
+    if (kind != TrapKind::Budget && !charged && pc < self->upto.size()) used += self->upto[pc];
+    c->x->insns = self->opts.checked ? static_cast<uint64_t>(std::max<int64_t>(used, 0)) : 0;
+    if (!self->prog.lines.empty()) {
+        auto src = self->prog.source_line(pc);
+        if (!src.empty()) msg += fmt::format(" ({})", src);
+    }
+    c->x->trap = Trap{kind, pc, addr, size, std::move(msg)};
+    c->env->request = Request::None;
+}
+
+void budget_trap(Ctx* c, std::size_t pc) {
+    record_trap(c, TrapKind::Budget, pc, true, fmt::format("pc {}: instruction budget of {} exhausted", pc, c->budget_start));
+}
+
+// kind | 0x100 when the trapping instruction's region is already charged.
+uint64_t cb_trap(Ctx* c, uint64_t pc, uint64_t kind_bits) {
+    try {
+        const auto kind = static_cast<TrapKind>(kind_bits & 0xff);
+        const bool charged = kind_bits & 0x100;
+        switch (kind) {
+        case TrapKind::MemoryFault:
+            record_trap(c, kind, pc, charged,
+                        fmt::format("pc {}: invalid memory access: {}", pc,
+                                    c->env->mem.explain(c->fault_addr, c->fault_size, static_cast<uint8_t>(c->fault_perm))),
+                        c->fault_addr, c->fault_size);
+            break;
+        case TrapKind::Misaligned:
+            record_trap(c, kind, pc, charged, fmt::format("pc {}: misaligned {}-byte atomic access at {:#x}", pc, c->fault_size, c->fault_addr),
+                        c->fault_addr, c->fault_size);
+            break;
+        case TrapKind::Budget: budget_trap(c, pc); break;
+        case TrapKind::CallDepth:
+            record_trap(c, kind, pc, charged, fmt::format("pc {}: call depth limit of {} frames exceeded", pc, kMaxCallDepth));
+            break;
+        case TrapKind::BadCall:
+            record_trap(c, kind, pc, charged,
+                        fmt::format("pc {}: kfunc call (BTF id {}) has no implementation", pc, c->cur->prog.insns[pc].imm));
+            break;
+        case TrapKind::NoPacket:
+            record_trap(c, kind, pc, charged, fmt::format("pc {}: legacy packet load (LD_ABS/LD_IND) but the program has no packet", pc));
+            break;
+        case TrapKind::Helper:
+            record_trap(c, kind, pc, charged, fmt::format("pc {}: helper failed", pc));
+            break;
+        }
+    } catch (...) {
+        c->x->exc = std::current_exception();
+    }
+    return 0;
+}
+
+void clear_region_cache(Ctx* c) {
+    for (unsigned w = 0; w < 2; ++w) {
+        c->c_lo[w] = ~0ull;
+        for (auto& l : c->c_last[w]) l = 0;
+    }
+}
+
+uint64_t cb_check(Ctx* c, uint64_t addr, uint64_t size_perm) {
+    const uint32_t size = size_perm & 0xff;
+    const uint8_t perm = static_cast<uint8_t>(size_perm >> 8);
+    if (c->env->mem.allows(addr, size, perm)) {
+        // Remember the region for the inline test (plain reads and writes; not the stack,
+        // whose window moves with the frames). Helpers may change the map: see the trampoline.
+        if (perm == kRead || perm == kWrite) {
+            auto r = c->env->mem.find(addr);
+            if (r && r->kind != RegionKind::Stack && (r->perm & perm) == perm && r->size >= 8) {
+                const unsigned w = perm == kWrite;
+                c->c_lo[w] = r->start;
+                c->c_last[w][0] = r->end() - 1;
+                c->c_last[w][1] = r->end() - 2;
+                c->c_last[w][2] = r->end() - 4;
+                c->c_last[w][3] = r->end() - 8;
+            }
+        }
+        return 1;
+    }
+    c->fault_addr = addr;
+    c->fault_size = size;
+    c->fault_perm = perm;
+    return 0;
+}
+
+// A frame was pushed (b = 1: zero it) or popped: the live stack window follows r10.
+uint64_t cb_frame(Ctx* c, uint64_t r10, uint64_t zero) {
+    if (zero) std::memset(reinterpret_cast<void*>(r10 - kStackSize), 0, kStackSize);
+    c->stack_lo = r10 - kStackSize;
+    c->env->mem.set_stack(r10 - kStackSize, c->stack_top);
+    return 0;
+}
+
+uint64_t helper_trampoline(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5, Ctx* c) {
+    Env& env = *c->env;
+    env.site = CallbackSite{c->cur->engine, c->r10, c->stack_top, c->depth + 1, &c->budget, true, nullptr};
+    clear_region_cache(c);   // the helper may add or remove regions
+    try {
+        return c->fn(r1, r2, r3, r4, r5, env);
+    } catch (...) {
+        c->x->exc = std::current_exception();
+        env.request_trap("exception");
+        return 0;
+    }
+}
+
+// After a helper set Env::request. 0: the run is over (result recorded); else the code
+// address of a tail call's target (ctx.tmp = its r1).
+uint64_t cb_request(Ctx* c, uint64_t pc, uint64_t charged) {
+    try {
+        Env& env = *c->env;
+        const Jit::Impl* self = c->cur;
+        const bool checked = self->opts.checked;
+        if (!charged) {
+            c->budget -= self->upto[pc];
+            c->helper_id = self->prog.insns[pc].imm;
+        }
+        if (c->x->exc) {
+            record_trap(c, TrapKind::Helper, pc, true, "exception");
+            return 0;
+        }
+        if (env.request == Request::Exit) {
+            env.request = Request::None;
+            if (checked && c->budget < 0) {
+                budget_trap(c, pc);
+                return 0;
+            }
+            c->r0 = env.request_value;
+            c->x->finished = true;
+            return 0;
+        }
+        if (env.request == Request::TailCall) {
+            env.request = Request::None;
+            const Jit::Impl* t = c->root->tail_target(*env.tail_target);
+            if (!t) {
+                record_trap(c, TrapKind::Helper, pc, true, fmt::format("pc {}: tail call target could not be compiled", pc));
+                return 0;
+            }
+            c->cur = t;
+            c->loops = kMayGotoLoops;
+            c->tmp = env.request_value;
+            if (checked && c->budget < 0) {
+                budget_trap(c, 0);
+                return 0;
+            }
+            return t->pc_addr[0];
+        }
+        env.request = Request::None;
+        record_trap(c, TrapKind::Helper, pc, true, fmt::format("pc {}: helper {} failed: {}", pc, c->helper_id, env.request_message));
+    } catch (...) {
+        c->x->exc = std::current_exception();
+        if (!c->x->trap) c->x->trap = Trap{TrapKind::Helper, pc, 0, 0, "exception"};
+    }
+    return 0;
+}
+
+// callx: 1 trap recorded; 0 a helper (ctx.fn set); else the code address of a function.
+uint64_t cb_callx(Ctx* c, uint64_t v, uint64_t pc) {
+    try {
+        const Jit::Impl* self = c->cur;
+        const bool checked = self->opts.checked;
+        const uint64_t t = v & 0xffffffffull;
+        if ((v & ~0xffffffffull) == kFuncPtrTag && t < self->ops.size() && self->ops[t] != Op::LddwHigh) {
+            if (c->depth + 1 >= kMaxCallDepth) {
+                record_trap(c, TrapKind::CallDepth, pc, true, fmt::format("pc {}: call depth limit of {} frames exceeded", pc, kMaxCallDepth));
+                return 1;
+            }
+            c->budget += self->credit[t];
+            if (checked && c->budget < 0) {
+                budget_trap(c, t);
+                return 1;
+            }
+            return self->pc_addr[t];
+        }
+        const Helper* h = v <= 0x7fffffffull ? self->helpers.find(static_cast<int32_t>(v)) : nullptr;
+        if (!h) {
+            record_trap(c, TrapKind::BadCall, pc, true,
+                        fmt::format("pc {}: callx r{} = {:#x} is neither a helper id nor a function address", pc,
+                                    unsigned(self->prog.insns[pc].dst), v));
+            return 1;
+        }
+        c->fn = h->fn;
+        c->helper_id = static_cast<int64_t>(v);
+        return 0;
+    } catch (...) {
+        c->x->exc = std::current_exception();
+        if (!c->x->trap) c->x->trap = Trap{TrapKind::BadCall, pc, 0, 0, "exception"};
+        return 1;
+    }
+}
+
+// LD_ABS/LD_IND: 0 the value is in ctx.tmp; 1 the run is over (trap, or r0 = 0 on a miss).
+uint64_t cb_ldpkt(Ctx* c, uint64_t off, uint64_t bytes_pc) {
+    const unsigned bytes = bytes_pc & 0xff;
+    const std::size_t pc = bytes_pc >> 8;
+    Env& env = *c->env;
+    if (!env.skb_data) {
+        cb_trap(c, pc, static_cast<uint64_t>(TrapKind::NoPacket));
+        return 1;
+    }
+    const auto o = static_cast<int64_t>(off);
+    if (o < 0 || static_cast<uint64_t>(o) + bytes > env.skb_len) {
+        c->budget -= c->cur->upto[pc];
+        if (c->cur->opts.checked && c->budget < 0) {
+            budget_trap(c, pc);
+            return 1;
+        }
+        c->r0 = 0;
+        c->x->finished = true;
+        return 1;
+    }
+    const uint8_t* b = env.skb_data + o;
+    uint64_t v = 0;
+    for (unsigned k = 0; k < bytes; ++k) v = (v << 8) | b[k];
+    c->tmp = v;
+    return 0;
+}
+
+// ───────────────────────────────── the emitter ─────────────────────────────────
+
+using namespace Xbyak;
+using namespace Xbyak::util;
+
+enum Cond { EQ, NE, UGT, UGE, ULT, ULE, SGT, SGE, SLT, SLE, SET };
+
+struct Emitter : CodeGenerator {
+    const Jit::Impl& P;
+    const bool checked;
+    Reg64 R[11];
+    std::deque<Label> pcl;
+    std::deque<Label> extra;
+    std::map<std::pair<std::size_t, uint32_t>, Label*> traps;
+    std::vector<std::function<void()>> deferred;
+    Label L_done, L_finish, L_common_trap, L_callc, L_return;
+
+    Emitter(const Jit::Impl& p, std::size_t size, Allocator* alloc)
+        : CodeGenerator(size, nullptr, alloc), P(p), checked(p.opts.checked),
+          R{rax, rdi, rsi, rdx, rcx, r8, rbx, r13, r14, r15, rbp} {}
+
+    Label& fresh() { return extra.emplace_back(); }
+
+    Label& trap(std::size_t pc, TrapKind kind, bool charged = false) {
+        const uint32_t bits = static_cast<uint32_t>(kind) | (charged ? 0x100u : 0u);
+        Label*& l = traps[{pc, bits}];
+        if (!l) l = &fresh();
+        return *l;
+    }
+
+    void call_c(CFn fn) {   // r10 = a, r9 = b; result in r11; r0-r5 preserved
+        mov(r11, reinterpret_cast<uint64_t>(fn));
+        call(L_callc);
+    }
+
+    void budget_check(std::size_t pc) {
+        if (!checked) return;
+        cmp(qword[r12 + CTX(budget)], 0);
+        jl(trap(pc, TrapKind::Budget), T_NEAR);
+    }
+
+    void charge_and_jump(std::size_t pc, std::size_t target) {
+        if (checked) {
+            sub(qword[r12 + CTX(budget)], P.charge[pc]);
+            js(trap(pc, TrapKind::Budget), T_NEAR);
+        }
+        jmp(pcl[target], T_NEAR);
+    }
+
+    void jcc(Cond c, const Label& l, bool invert) {
+        static const Cond inv[] = {NE, EQ, ULE, ULT, UGE, UGT, SLE, SLT, SGE, SGT};
+        if (invert) {
+            if (c == SET) {
+                jz(l, T_NEAR);
+                return;
+            }
+            c = inv[c];
+        }
+        switch (c) {
+        case EQ: je(l, T_NEAR); break;
+        case NE: jne(l, T_NEAR); break;
+        case UGT: ja(l, T_NEAR); break;
+        case UGE: jae(l, T_NEAR); break;
+        case ULT: jb(l, T_NEAR); break;
+        case ULE: jbe(l, T_NEAR); break;
+        case SGT: jg(l, T_NEAR); break;
+        case SGE: jge(l, T_NEAR); break;
+        case SLT: jl(l, T_NEAR); break;
+        case SLE: jle(l, T_NEAR); break;
+        case SET: jnz(l, T_NEAR); break;
+        }
+    }
+
+    void cond_jump(std::size_t pc, const Insn& in, Cond c, bool is64, bool reg) {
+        const Reg64& d = R[in.dst];
+        if (c == SET) {
+            if (reg) is64 ? test(d, R[in.src]) : test(d.cvt32(), R[in.src].cvt32());
+            else is64 ? test(d, static_cast<uint32_t>(in.imm)) : test(d.cvt32(), static_cast<uint32_t>(in.imm));
+        } else {
+            if (reg) is64 ? cmp(d, R[in.src]) : cmp(d.cvt32(), R[in.src].cvt32());
+            else is64 ? cmp(d, in.imm) : cmp(d.cvt32(), in.imm);
+        }
+        const std::size_t target = pc + 1 + in.off;
+        if (!checked) {
+            jcc(c, pcl[target], false);
+            return;
+        }
+        Label& skip = fresh();
+        jcc(c, skip, true);
+        charge_and_jump(pc, target);
+        L(skip);
+    }
+
+    // The address of a memory access in r10 (or a frame-relative expression), checked.
+    RegExp address(std::size_t pc, const Reg64& base, int16_t off, unsigned size, uint8_t perm, bool need_reg = false) {
+        if (!checked) {
+            if (!need_reg) return base + off;
+            lea(r10, ptr[base + off]);
+            return RegExp(r10);
+        }
+        const bool in_frame = base == rbp && off >= -static_cast<int>(kStackSize) && off + static_cast<int>(size) <= 0;
+        if (in_frame && !need_reg) return base + off;
+        lea(r10, ptr[base + off]);
+        if (in_frame) return RegExp(r10);
+        const unsigned k = size == 1 ? 0 : size == 2 ? 1 : size == 4 ? 2 : 3;
+        Label& slow = fresh();
+        Label& ok = fresh();
+        Label& other = fresh();
+        cmp(r10, qword[r12 + CTX(stack_lo)]);
+        jb(other, T_NEAR);
+        cmp(r10, qword[r12 + CTX(top_minus) + 8 * k]);
+        if (perm == kRead || perm == kWrite) {
+            jbe(ok, T_NEAR);
+            const uint32_t w = perm == kWrite ? 1 : 0;
+            L(other);
+            cmp(r10, qword[r12 + CTX(c_lo) + 8 * w]);
+            jb(slow, T_NEAR);
+            cmp(r10, qword[r12 + CTX(c_last) + 32 * w + 8 * k]);
+            ja(slow, T_NEAR);
+        } else {
+            jbe(ok, T_NEAR);
+            L(other);
+            jmp(slow, T_NEAR);
+        }
+        L(ok);
+        Label* trap_mem = &trap(pc, TrapKind::MemoryFault);
+        deferred.push_back([this, &slow, &ok, trap_mem, size, perm] {
+            L(slow);
+            mov(r9d, size | (unsigned(perm) << 8));
+            call_c(cb_check);
+            test(r11, r11);
+            jz(*trap_mem, T_NEAR);
+            jmp(ok, T_NEAR);
+        });
+        return RegExp(r10);
+    }
+
+    void align_check(std::size_t pc, unsigned size) {
+        if (!checked || size == 1) return;
+        Label& bad = fresh();
+        test(r10b, size - 1);
+        jnz(bad, T_NEAR);
+        Label* t = &trap(pc, TrapKind::Misaligned);
+        deferred.push_back([this, &bad, t, size] {
+            L(bad);
+            mov(qword[r12 + CTX(fault_addr)], r10);
+            mov(dword[r12 + CTX(fault_size)], size);
+            jmp(*t, T_NEAR);
+        });
+    }
+
+    void push_frame(const Label& ret) {
+        inc(dword[r12 + CTX(depth)]);
+        lea(r11, ptr[rip + ret]);
+        push(rbx);
+        push(r13);
+        push(r14);
+        push(r15);
+        push(rbp);
+        push(qword[r12 + CTX(loops)]);
+        push(qword[r12 + CTX(cur)]);
+        push(r11);
+        sub(rbp, kStackSize);
+        mov(qword[r12 + CTX(loops)], static_cast<uint32_t>(kMayGotoLoops));
+        mov(r10, rbp);
+        mov(r9d, 1);
+        call_c(cb_frame);
+    }
+
+    // fn static (CALL_HELPER) or already in ctx.fn (callx); charged: callx charged its region.
+    void helper_call(std::size_t pc, HelperFn fn, bool charged) {
+        mov(qword[r12 + CTX(save) + 0], rdi);
+        mov(qword[r12 + CTX(save) + 8], rsi);
+        mov(qword[r12 + CTX(save) + 16], rdx);
+        mov(qword[r12 + CTX(save) + 24], rcx);
+        mov(qword[r12 + CTX(save) + 32], r8);
+        mov(qword[r12 + CTX(r10)], rbp);
+        if (fn) {
+            mov(r11, reinterpret_cast<uint64_t>(fn));
+            mov(qword[r12 + CTX(fn)], r11);
+        }
+        mov(r9, r12);
+        mov(r11, reinterpret_cast<uint64_t>(&helper_trampoline));
+        call(r11);
+        mov(rdi, qword[r12 + CTX(save) + 0]);
+        mov(rsi, qword[r12 + CTX(save) + 8]);
+        mov(rdx, qword[r12 + CTX(save) + 16]);
+        mov(rcx, qword[r12 + CTX(save) + 24]);
+        mov(r8, qword[r12 + CTX(save) + 32]);
+        mov(r11, qword[r12 + CTX(env)]);
+        cmp(byte[r11 + static_cast<uint32_t>(env_request_offset())], 0);
+        Label& req = fresh();
+        jne(req, T_NEAR);
+        deferred.push_back([this, &req, pc, charged] {
+            L(req);
+            mov(qword[r12 + CTX(r0)], rax);
+            mov(r10d, static_cast<uint32_t>(pc));
+            mov(r9d, charged ? 1 : 0);
+            call_c(cb_request);
+            test(r11, r11);
+            jz(L_done, T_NEAR);
+            mov(rdi, qword[r12 + CTX(tmp)]);
+            mov(rax, qword[r12 + CTX(r0)]);
+            jmp(r11);
+        });
+    }
+
+    void shift(int kind, bool is64, const Insn& in, bool reg) {
+        auto op = [&](const Reg& r, bool by_cl, uint8_t imm) {
+            if (by_cl) {
+                if (kind == 0) shl(r, cl);
+                else if (kind == 1) shr(r, cl);
+                else sar(r, cl);
+            } else {
+                if (kind == 0) shl(r, imm);
+                else if (kind == 1) shr(r, imm);
+                else sar(r, imm);
+            }
+        };
+        const Reg64& d = R[in.dst];
+        if (!reg) {
+            const uint8_t s = static_cast<uint8_t>(static_cast<uint32_t>(in.imm) & (is64 ? 63 : 31));
+            if (s) op(is64 ? static_cast<const Reg&>(d) : d.cvt32(), false, s);
+            else if (!is64) mov(d.cvt32(), d.cvt32());
+            return;
+        }
+        if (in.src == 4) {
+            if (is64) op(d, true, 0);
+            else {
+                op(d.cvt32(), true, 0);
+                mov(d.cvt32(), d.cvt32());
+            }
+            return;
+        }
+        mov(r11, rcx);
+        mov(ecx, R[in.src].cvt32());
+        const Reg64& t = in.dst == 4 ? r11 : d;
+        if (is64) op(t, true, 0);
+        else {
+            op(t.cvt32(), true, 0);
+            mov(t.cvt32(), t.cvt32());
+        }
+        mov(rcx, r11);
+    }
+
+    void divmod(bool is64, bool sign, bool mod, const Insn& in, bool reg) {
+        mov(r9, rax);
+        mov(r10, rdx);
+        if (reg) mov(r11, R[in.src]);
+        else if (is64) mov(r11, static_cast<uint64_t>(static_cast<int64_t>(in.imm)));
+        else mov(r11d, static_cast<uint32_t>(in.imm));
+        if (in.dst != 0) mov(rax, R[in.dst]);
+        Label &zero = fresh(), &m1 = fresh(), &join = fresh();
+        if (is64) test(r11, r11);
+        else test(r11d, r11d);
+        jz(zero, T_NEAR);
+        if (sign) {
+            if (is64) cmp(r11, -1);
+            else cmp(r11d, -1);
+            je(m1, T_NEAR);
+        }
+        if (is64) {
+            if (sign) {
+                cqo();
+                idiv(r11);
+            } else {
+                xor_(edx, edx);
+                div(r11);
+            }
+            mov(r11, mod ? rdx : rax);
+        } else {
+            if (sign) {
+                cdq();
+                idiv(r11d);
+            } else {
+                xor_(edx, edx);
+                div(r11d);
+            }
+            mov(r11d, mod ? edx : eax);
+        }
+        jmp(join, T_NEAR);
+        L(zero);
+        if (!mod) xor_(r11d, r11d);
+        else if (is64) mov(r11, rax);
+        else mov(r11d, eax);
+        if (sign) {
+            jmp(join, T_NEAR);
+            L(m1);
+            if (mod) xor_(r11d, r11d);
+            else if (is64) {
+                mov(r11, rax);
+                neg(r11);
+            } else {
+                mov(r11d, eax);
+                neg(r11d);
+            }
+        }
+        L(join);
+        mov(rax, r9);
+        mov(rdx, r10);
+        mov(R[in.dst], r11);
+    }
+
+    enum class Rmw { Add, Or, And, Xor };
+    void atomic_rmw(std::size_t pc, const Insn& in, Rmw k, bool is64, bool fetch) {
+        const unsigned size = is64 ? 8 : 4;
+        address(pc, R[in.dst], in.off, size, kReadWrite, true);
+        align_check(pc, size);
+        const Reg64& s = R[in.src];
+        auto M = is64 ? qword[r10] : dword[r10];
+        auto sreg = [&](const Reg64& r) -> Reg { return is64 ? Reg(r) : Reg(r.cvt32()); };
+        if (!fetch) {
+            lock();
+            switch (k) {
+            case Rmw::Add: add(M, sreg(s)); break;
+            case Rmw::Or: or_(M, sreg(s)); break;
+            case Rmw::And: and_(M, sreg(s)); break;
+            case Rmw::Xor: xor_(M, sreg(s)); break;
+            }
+            return;
+        }
+        if (k == Rmw::Add) {
+            mov(r11, s);
+            lock();
+            xadd(M, sreg(r11));
+            if (is64) mov(s, r11);
+            else mov(s.cvt32(), r11d);
+            return;
+        }
+        // cmpxchg loop; rax (r0) is saved in r9 and the operand read from there if src is r0.
+        mov(r9, rax);
+        const Reg64& operand = in.src == 0 ? r9 : s;
+        mov(sreg(rax), M);
+        Label& retry = fresh();
+        L(retry);
+        mov(r11, rax);
+        switch (k) {
+        case Rmw::Or: or_(sreg(r11), sreg(operand)); break;
+        case Rmw::And: and_(sreg(r11), sreg(operand)); break;
+        case Rmw::Xor: xor_(sreg(r11), sreg(operand)); break;
+        case Rmw::Add: break;
+        }
+        lock();
+        cmpxchg(M, sreg(r11));
+        jne(retry, T_NEAR);
+        if (is64) mov(s, rax);
+        else mov(s.cvt32(), eax);
+        if (in.src != 0) mov(rax, r9);
+    }
+
+    void load(std::size_t pc, const Insn& in, unsigned size, bool sx) {
+        const RegExp a = address(pc, R[in.src], in.off, size, kRead);
+        const Reg64& d = R[in.dst];
+        switch (size) {
+        case 1: sx ? movsx(d, byte[a]) : movzx(d.cvt32(), byte[a]); break;
+        case 2: sx ? movsx(d, word[a]) : movzx(d.cvt32(), word[a]); break;
+        case 4: sx ? movsxd(d, dword[a]) : mov(d.cvt32(), dword[a]); break;
+        default: mov(d, qword[a]); break;
+        }
+    }
+
+    void store(std::size_t pc, const Insn& in, unsigned size, bool reg) {
+        const RegExp a = address(pc, R[in.dst], in.off, size, kWrite);
+        if (reg) {
+            const Reg64& s = R[in.src];
+            switch (size) {
+            case 1: mov(byte[a], s.cvt8()); break;
+            case 2: mov(word[a], s.cvt16()); break;
+            case 4: mov(dword[a], s.cvt32()); break;
+            default: mov(qword[a], s); break;
+            }
+        } else {
+            switch (size) {
+            case 1: mov(byte[a], static_cast<uint32_t>(in.imm) & 0xff); break;
+            case 2: mov(word[a], static_cast<uint32_t>(in.imm) & 0xffff); break;
+            case 4: mov(dword[a], static_cast<uint32_t>(in.imm)); break;
+            default: mov(qword[a], static_cast<uint64_t>(static_cast<int64_t>(in.imm))); break;
+            }
+        }
+    }
+
+    void ld_pkt(std::size_t pc, const Insn& in, unsigned bytes, bool ind) {
+        if (ind) {
+            mov(r10d, R[in.src].cvt32());
+            add(r10d, static_cast<uint32_t>(in.imm));
+            movsxd(r10, r10d);
+        } else {
+            mov(r10, static_cast<uint64_t>(static_cast<int64_t>(in.imm)));
+        }
+        mov(r9, static_cast<uint64_t>(bytes | (pc << 8)));
+        call_c(cb_ldpkt);
+        test(r11, r11);
+        jnz(L_done, T_NEAR);
+        mov(rax, qword[r12 + CTX(tmp)]);
+    }
+
+    void alu(const Insn& in, int kind, bool is64, bool reg) {   // 0 add 1 sub 2 mul 3 or 4 and 5 xor 6 mov
+        const Reg64& d64 = R[in.dst];
+        const Reg d = is64 ? Reg(d64) : Reg(d64.cvt32());
+        if (reg) {
+            const Reg s = is64 ? Reg(R[in.src]) : Reg(R[in.src].cvt32());
+            switch (kind) {
+            case 0: add(d, s); break;
+            case 1: sub(d, s); break;
+            case 2: imul(d, s); break;
+            case 3: or_(d, s); break;
+            case 4: and_(d, s); break;
+            case 5: xor_(d, s); break;
+            case 6: mov(d, s); break;
+            }
+            return;
+        }
+        const auto imm = static_cast<uint32_t>(in.imm);
+        switch (kind) {
+        case 0: add(d, imm); break;
+        case 1: sub(d, imm); break;
+        case 2: imul(d, d, in.imm); break;
+        case 3: or_(d, imm); break;
+        case 4: and_(d, imm); break;
+        case 5: xor_(d, imm); break;
+        case 6:
+            if (is64) mov(d64, static_cast<uint64_t>(static_cast<int64_t>(in.imm)));
+            else mov(d64.cvt32(), imm);
+            break;
+        }
+    }
+
+    // Emits the instruction at pc; with probe set only says whether op has an emitter.
+    bool emit(std::size_t pc, Op op, bool probe);
+
+    void generate() {
+        const std::size_t n = P.prog.insns.size();
+        pcl.resize(n);
+        // Prologue: void enter(Ctx* rdi, code address rsi).
+        push(rbx);
+        push(rbp);
+        push(r12);
+        push(r13);
+        push(r14);
+        push(r15);
+        sub(rsp, 8);
+        mov(r12, rdi);
+        mov(qword[r12 + CTX(entry_rsp)], rsp);
+        mov(r11, rsi);
+        mov(rdi, qword[r12 + CTX(args) + 0]);
+        mov(rsi, qword[r12 + CTX(args) + 8]);
+        mov(rdx, qword[r12 + CTX(args) + 16]);
+        mov(rcx, qword[r12 + CTX(args) + 24]);
+        mov(r8, qword[r12 + CTX(args) + 32]);
+        mov(rbp, qword[r12 + CTX(r10)]);
+        xor_(eax, eax);
+        xor_(ebx, ebx);
+        xor_(r13d, r13d);
+        xor_(r14d, r14d);
+        xor_(r15d, r15d);
+        jmp(r11);
+
+        for (std::size_t pc = 0; pc < n; ++pc) {
+            L(pcl[pc]);
+            if (P.ops[pc] == Op::LddwHigh) continue;
+            emit(pc, P.ops[pc], false);
+        }
+
+        // Shared tails.
+        L(L_finish);
+        mov(qword[r12 + CTX(r0)], rax);
+        L(L_done);
+        mov(rsp, qword[r12 + CTX(entry_rsp)]);
+        add(rsp, 8);
+        pop(r15);
+        pop(r14);
+        pop(r13);
+        pop(r12);
+        pop(rbp);
+        pop(rbx);
+        ret();
+
+        L(L_common_trap);   // esi = pc, edx = kind bits
+        mov(rdi, r12);
+        mov(rsp, qword[r12 + CTX(entry_rsp)]);
+        mov(r11, reinterpret_cast<uint64_t>(&cb_trap));
+        call(r11);
+        jmp(L_done, T_NEAR);
+
+        L(L_callc);   // r11 = fn, r10 = a, r9 = b
+        push(rax);
+        push(rdi);
+        push(rsi);
+        push(rdx);
+        push(rcx);
+        push(r8);
+        push(r9);
+        push(r10);
+        sub(rsp, 8);
+        mov(rdi, r12);
+        mov(rsi, r10);
+        mov(rdx, r9);
+        call(r11);
+        mov(r11, rax);
+        add(rsp, 8);
+        pop(r10);
+        pop(r9);
+        pop(r8);
+        pop(rcx);
+        pop(rdx);
+        pop(rsi);
+        pop(rdi);
+        pop(rax);
+        ret();
+
+        L(L_return);   // exit at depth > 0
+        dec(dword[r12 + CTX(depth)]);
+        pop(r11);
+        pop(qword[r12 + CTX(cur)]);
+        pop(qword[r12 + CTX(loops)]);
+        pop(rbp);
+        pop(r15);
+        pop(r14);
+        pop(r13);
+        pop(rbx);
+        push(r11);
+        sub(rsp, 8);
+        mov(r10, rbp);
+        xor_(r9d, r9d);
+        call_c(cb_frame);
+        add(rsp, 8);
+        pop(r11);
+        jmp(r11);
+
+        for (std::size_t i = 0; i < deferred.size(); ++i) deferred[i]();
+        for (auto& [key, label] : traps) {
+            L(*label);
+            mov(esi, static_cast<uint32_t>(key.first));
+            mov(edx, key.second);
+            jmp(L_common_trap, T_NEAR);
+        }
+    }
+};
+
+bool Emitter::emit(std::size_t pc, Op op, bool probe) {
+    const Insn in = probe ? Insn{} : P.prog.insns[pc];
+    const Reg64& d = R[in.dst & 0xf];
+    const Reg64& s = R[in.src & 0xf];
+#define ALU_ROWS(NAME, K)                                                        \
+    case Op::NAME##64_IMM: if (!probe) alu(in, K, true, false); return true;     \
+    case Op::NAME##64_REG: if (!probe) alu(in, K, true, true); return true;      \
+    case Op::NAME##32_IMM: if (!probe) alu(in, K, false, false); return true;    \
+    case Op::NAME##32_REG: if (!probe) alu(in, K, false, true); return true;
+#define SHIFT_ROWS(NAME, K)                                                      \
+    case Op::NAME##64_IMM: if (!probe) shift(K, true, in, false); return true;   \
+    case Op::NAME##64_REG: if (!probe) shift(K, true, in, true); return true;    \
+    case Op::NAME##32_IMM: if (!probe) shift(K, false, in, false); return true;  \
+    case Op::NAME##32_REG: if (!probe) shift(K, false, in, true); return true;
+#define DIV_ROWS(SUF, REG)                                                                  \
+    case Op::DIV64_##SUF: if (!probe) divmod(true, false, false, in, REG); return true;     \
+    case Op::MOD64_##SUF: if (!probe) divmod(true, false, true, in, REG); return true;      \
+    case Op::DIV32_##SUF: if (!probe) divmod(false, false, false, in, REG); return true;    \
+    case Op::MOD32_##SUF: if (!probe) divmod(false, false, true, in, REG); return true;     \
+    case Op::SDIV64_##SUF: if (!probe) divmod(true, true, false, in, REG); return true;     \
+    case Op::SMOD64_##SUF: if (!probe) divmod(true, true, true, in, REG); return true;      \
+    case Op::SDIV32_##SUF: if (!probe) divmod(false, true, false, in, REG); return true;    \
+    case Op::SMOD32_##SUF: if (!probe) divmod(false, true, true, in, REG); return true;
+#define JUMP_ROWS(NAME, C)                                                                  \
+    case Op::NAME##64_IMM: if (!probe) cond_jump(pc, in, C, true, false); return true;      \
+    case Op::NAME##64_REG: if (!probe) cond_jump(pc, in, C, true, true); return true;       \
+    case Op::NAME##32_IMM: if (!probe) cond_jump(pc, in, C, false, false); return true;     \
+    case Op::NAME##32_REG: if (!probe) cond_jump(pc, in, C, false, true); return true;
+#define RMW_ROWS(NAME, K)                                                                          \
+    case Op::ATOMIC_##NAME##64: if (!probe) atomic_rmw(pc, in, K, true, false); return true;       \
+    case Op::ATOMIC_##NAME##32: if (!probe) atomic_rmw(pc, in, K, false, false); return true;      \
+    case Op::ATOMIC_FETCH_##NAME##64: if (!probe) atomic_rmw(pc, in, K, true, true); return true;  \
+    case Op::ATOMIC_FETCH_##NAME##32: if (!probe) atomic_rmw(pc, in, K, false, true); return true;
+    switch (op) {
+    ALU_ROWS(ADD, 0)
+    ALU_ROWS(SUB, 1)
+    ALU_ROWS(MUL, 2)
+    ALU_ROWS(OR, 3)
+    ALU_ROWS(AND, 4)
+    ALU_ROWS(XOR, 5)
+    ALU_ROWS(MOV, 6)
+    SHIFT_ROWS(LSH, 0)
+    SHIFT_ROWS(RSH, 1)
+    SHIFT_ROWS(ARSH, 2)
+    DIV_ROWS(IMM, false)
+    DIV_ROWS(REG, true)
+    JUMP_ROWS(JEQ, EQ)
+    JUMP_ROWS(JNE, NE)
+    JUMP_ROWS(JGT, UGT)
+    JUMP_ROWS(JGE, UGE)
+    JUMP_ROWS(JLT, ULT)
+    JUMP_ROWS(JLE, ULE)
+    JUMP_ROWS(JSGT, SGT)
+    JUMP_ROWS(JSGE, SGE)
+    JUMP_ROWS(JSLT, SLT)
+    JUMP_ROWS(JSLE, SLE)
+    JUMP_ROWS(JSET, SET)
+    RMW_ROWS(ADD, Rmw::Add)
+    RMW_ROWS(OR, Rmw::Or)
+    RMW_ROWS(AND, Rmw::And)
+    RMW_ROWS(XOR, Rmw::Xor)
+#undef ALU_ROWS
+#undef SHIFT_ROWS
+#undef DIV_ROWS
+#undef JUMP_ROWS
+#undef RMW_ROWS
+    case Op::NEG64: if (!probe) neg(d); return true;
+    case Op::NEG32: if (!probe) neg(d.cvt32()); return true;
+    case Op::MOVSX8_64: if (!probe) movsx(d, s.cvt8()); return true;
+    case Op::MOVSX16_64: if (!probe) movsx(d, s.cvt16()); return true;
+    case Op::MOVSX32_64: if (!probe) movsxd(d, s.cvt32()); return true;
+    case Op::MOVSX8_32: if (!probe) movsx(d.cvt32(), s.cvt8()); return true;
+    case Op::MOVSX16_32: if (!probe) movsx(d.cvt32(), s.cvt16()); return true;
+    case Op::LE16: if (!probe) movzx(d.cvt32(), d.cvt16()); return true;
+    case Op::LE32: if (!probe) mov(d.cvt32(), d.cvt32()); return true;
+    case Op::LE64: return true;
+    case Op::BE16:
+    case Op::BSWAP16:
+        if (!probe) {
+            ror(d.cvt16(), 8);
+            movzx(d.cvt32(), d.cvt16());
+        }
+        return true;
+    case Op::BE32:
+    case Op::BSWAP32: if (!probe) bswap(d.cvt32()); return true;
+    case Op::BE64:
+    case Op::BSWAP64: if (!probe) bswap(d); return true;
+
+    case Op::JA: if (!probe) charge_and_jump(pc, pc + 1 + in.off); return true;
+    case Op::JA32: if (!probe) charge_and_jump(pc, pc + 1 + in.imm); return true;
+    case Op::MAY_GOTO:
+        if (!probe) {
+            Label& count = fresh();
+            cmp(qword[r12 + CTX(loops)], 0);
+            jg(count, T_NEAR);
+            charge_and_jump(pc, pc + 1 + in.off);
+            L(count);
+            dec(qword[r12 + CTX(loops)]);
+        }
+        return true;
+
+    case Op::CALL_HELPER:
+        if (!probe) {
+            const Helper* h = P.helpers.find(in.imm);
+            if (!h) throw Error(ErrorCode::Internal, fmt::format("jit: helper #{} vanished", in.imm));
+            helper_call(pc, h->fn, false);
+        }
+        return true;
+    case Op::CALL_LOCAL:
+        if (!probe) {
+            const std::size_t t = pc + 1 + in.imm;
+            cmp(dword[r12 + CTX(depth)], kMaxCallDepth - 1);
+            jae(trap(pc, TrapKind::CallDepth), T_NEAR);
+            if (checked) sub(qword[r12 + CTX(budget)], P.charge[pc]);
+            Label& ret = fresh();
+            push_frame(ret);
+            budget_check(t);
+            jmp(pcl[t], T_NEAR);
+            L(ret);
+            budget_check(pc + 1);
+        }
+        return true;
+    case Op::CALLX:
+        if (!probe) {
+            if (checked) sub(qword[r12 + CTX(budget)], P.upto[pc]);
+            mov(r10, d);
+            mov(r9d, static_cast<uint32_t>(pc));
+            call_c(cb_callx);
+            cmp(r11, 1);
+            je(L_done, T_NEAR);
+            Label &helper = fresh(), &ret = fresh(), &after = fresh();
+            test(r11, r11);
+            jz(helper, T_NEAR);
+            mov(qword[r12 + CTX(tmp)], r11);
+            push_frame(ret);
+            jmp(qword[r12 + CTX(tmp)]);
+            L(helper);
+            helper_call(pc, nullptr, true);
+            jmp(after, T_NEAR);
+            L(ret);
+            budget_check(pc + 1);
+            L(after);
+        }
+        return true;
+    case Op::CALL_KFUNC: if (!probe) jmp(trap(pc, TrapKind::BadCall), T_NEAR); return true;
+    case Op::EXIT:
+        if (!probe) {
+            if (checked) sub(qword[r12 + CTX(budget)], P.charge[pc]);
+            cmp(dword[r12 + CTX(depth)], 0);
+            jne(L_return, T_NEAR);
+            budget_check(pc);
+            jmp(L_finish, T_NEAR);
+        }
+        return true;
+
+    case Op::LDDW:
+        if (!probe) mov(d, (uint64_t(uint32_t(P.prog.insns[pc + 1].imm)) << 32) | uint32_t(in.imm));
+        return true;
+    case Op::LDDW_FUNC:
+        if (!probe) mov(d, kFuncPtrTag | static_cast<uint64_t>(pc + 1 + in.imm));
+        return true;
+    case Op::LDDW_MAP_FD:
+    case Op::LDDW_MAP_VALUE:
+    case Op::LDDW_BTF_ID:
+    case Op::LDDW_MAP_IDX:
+    case Op::LDDW_MAP_IDX_VALUE:
+        if (!probe) throw Error(ErrorCode::Unsupported, fmt::format("jit: unresolved lddw at pc {}", pc));
+        return true;   // rejected by validation, as in the interpreter
+
+    case Op::LDABS_B: if (!probe) ld_pkt(pc, in, 1, false); return true;
+    case Op::LDABS_H: if (!probe) ld_pkt(pc, in, 2, false); return true;
+    case Op::LDABS_W: if (!probe) ld_pkt(pc, in, 4, false); return true;
+    case Op::LDIND_B: if (!probe) ld_pkt(pc, in, 1, true); return true;
+    case Op::LDIND_H: if (!probe) ld_pkt(pc, in, 2, true); return true;
+    case Op::LDIND_W: if (!probe) ld_pkt(pc, in, 4, true); return true;
+
+    case Op::LDX_B: if (!probe) load(pc, in, 1, false); return true;
+    case Op::LDX_H: if (!probe) load(pc, in, 2, false); return true;
+    case Op::LDX_W: if (!probe) load(pc, in, 4, false); return true;
+    case Op::LDX_DW: if (!probe) load(pc, in, 8, false); return true;
+    case Op::LDXS_B: if (!probe) load(pc, in, 1, true); return true;
+    case Op::LDXS_H: if (!probe) load(pc, in, 2, true); return true;
+    case Op::LDXS_W: if (!probe) load(pc, in, 4, true); return true;
+    case Op::ST_B: if (!probe) store(pc, in, 1, false); return true;
+    case Op::ST_H: if (!probe) store(pc, in, 2, false); return true;
+    case Op::ST_W: if (!probe) store(pc, in, 4, false); return true;
+    case Op::ST_DW: if (!probe) store(pc, in, 8, false); return true;
+    case Op::STX_B: if (!probe) store(pc, in, 1, true); return true;
+    case Op::STX_H: if (!probe) store(pc, in, 2, true); return true;
+    case Op::STX_W: if (!probe) store(pc, in, 4, true); return true;
+    case Op::STX_DW: if (!probe) store(pc, in, 8, true); return true;
+
+    case Op::ATOMIC_XCHG64:
+    case Op::ATOMIC_XCHG32:
+        if (!probe) {
+            const bool is64 = op == Op::ATOMIC_XCHG64;
+            address(pc, d, in.off, is64 ? 8 : 4, kReadWrite, true);
+            align_check(pc, is64 ? 8 : 4);
+            if (is64) xchg(qword[r10], s);
+            else xchg(dword[r10], s.cvt32());
+        }
+        return true;
+    case Op::ATOMIC_CMPXCHG64:
+    case Op::ATOMIC_CMPXCHG32:
+        if (!probe) {
+            const bool is64 = op == Op::ATOMIC_CMPXCHG64;
+            address(pc, d, in.off, is64 ? 8 : 4, kReadWrite, true);
+            align_check(pc, is64 ? 8 : 4);
+            lock();
+            if (is64) cmpxchg(qword[r10], s);
+            else {
+                cmpxchg(dword[r10], s.cvt32());
+                mov(eax, eax);
+            }
+        }
+        return true;
+    case Op::LOAD_ACQ_B:
+    case Op::LOAD_ACQ_H:
+    case Op::LOAD_ACQ_W:
+    case Op::LOAD_ACQ_DW:
+        if (!probe) {
+            const unsigned size = op == Op::LOAD_ACQ_B ? 1 : op == Op::LOAD_ACQ_H ? 2 : op == Op::LOAD_ACQ_W ? 4 : 8;
+            address(pc, s, in.off, size, kRead, true);
+            align_check(pc, size);
+            switch (size) {
+            case 1: movzx(d.cvt32(), byte[r10]); break;
+            case 2: movzx(d.cvt32(), word[r10]); break;
+            case 4: mov(d.cvt32(), dword[r10]); break;
+            default: mov(d, qword[r10]); break;
+            }
+        }
+        return true;
+    case Op::STORE_REL_B:
+    case Op::STORE_REL_H:
+    case Op::STORE_REL_W:
+    case Op::STORE_REL_DW:
+        if (!probe) {
+            const unsigned size = op == Op::STORE_REL_B ? 1 : op == Op::STORE_REL_H ? 2 : op == Op::STORE_REL_W ? 4 : 8;
+            address(pc, d, in.off, size, kWrite, true);
+            align_check(pc, size);
+            switch (size) {
+            case 1: mov(byte[r10], s.cvt8()); break;
+            case 2: mov(word[r10], s.cvt16()); break;
+            case 4: mov(dword[r10], s.cvt32()); break;
+            default: mov(qword[r10], s); break;
+            }
+        }
+        return true;
+    case Op::Count:   // not instructions
+    case Op::Invalid:
+        return false;
+    }
+    return false;
+}
+
+}  // namespace
+
+// ───────────────────────────────── compile ─────────────────────────────────
+
+std::unique_ptr<Jit::Impl> build(const Program& prog, const HelperTable& helpers, JitOptions opts) {
+    auto interp = Interpreter::compile(prog, helpers);   // the interpreter's validation and errors
+    if (!interp) throw interp.error();
+    DecodeOptions dopts{prog.file, prog.name.empty() ? prog.section : prog.name};
+    auto decoded = decode(prog.insns, dopts);
+    if (!decoded) throw decoded.error();
+
+    auto impl = std::make_unique<Jit::Impl>();
+    impl->prog = prog;
+    impl->helpers = helpers;
+    impl->opts = opts;
+    impl->interp.emplace(std::move(interp.value()));
+    impl->engine = impl->interp->callback_engine();
+    impl->ops = decoded->ops;
+
+    // Budget tables, as Interpreter::compile computes them.
+    const std::size_t n = prog.insns.size();
+    std::vector<uint32_t> region(n, 0), before(n + 1, 0);
+    uint32_t start = 0;
+    for (std::size_t pc = 0; pc < n; ++pc) {
+        region[pc] = start;
+        const Op op = impl->ops[pc];
+        before[pc + 1] = before[pc] + (op == Op::LddwHigh ? 0 : 1);
+        if (op == Op::LddwHigh) continue;
+        if (ends_region(op_info(op).form)) start = static_cast<uint32_t>(pc + 1);
+    }
+    impl->upto.assign(n, 0);
+    impl->credit.assign(n, 0);
+    for (std::size_t pc = 0; pc < n; ++pc) {
+        impl->upto[pc] = before[pc + 1] - before[region[pc]];
+        impl->credit[pc] = before[pc] - before[region[pc]];
+    }
+    impl->charge.assign(n, 0);
+    for (std::size_t pc = 0; pc < n; ++pc) {
+        const Op op = impl->ops[pc];
+        if (op == Op::LddwHigh) continue;
+        const Insn& in = prog.insns[pc];
+        const Form f = op_info(op).form;
+        const int64_t own = impl->upto[pc];
+        int64_t target = -1;
+        if (f == Form::JA || f == Form::JCOND_K || f == Form::JCOND_X || f == Form::MAY_GOTO)
+            target = static_cast<int64_t>(pc) + 1 + in.off;
+        else if (f == Form::JA32 || f == Form::CALL_LOCAL)
+            target = static_cast<int64_t>(pc) + 1 + in.imm;
+        if (target >= 0) impl->charge[pc] = static_cast<int32_t>(own - impl->credit[static_cast<std::size_t>(target)]);
+        else if (f == Form::EXIT) impl->charge[pc] = static_cast<int32_t>(own);
+    }
+
+    // Generate into a heap buffer, then copy into a fresh mapping made read+exec (W^X).
+    HeapAllocator alloc;
+    std::size_t cap = 16384 + n * 192;
+    for (;;) {
+        try {
+            Emitter e(*impl, cap, &alloc);
+            e.generate();
+            e.ready();
+            const std::size_t used = e.getSize();
+            const long page = sysconf(_SC_PAGESIZE);
+            const std::size_t len = (used + page - 1) / page * page;
+            void* mem = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (mem == MAP_FAILED) throw Error(ErrorCode::Internal, "jit: mmap failed");
+            std::memcpy(mem, e.getCode(), used);
+            if (mprotect(mem, len, PROT_READ | PROT_EXEC) != 0) {
+                munmap(mem, len);
+                throw Error(ErrorCode::Internal, "jit: mprotect failed");
+            }
+            impl->code = static_cast<uint8_t*>(mem);
+            impl->code_len = len;
+            impl->code_used = used;
+            impl->pc_addr.assign(n, 0);
+            for (std::size_t pc = 0; pc < n; ++pc)
+                impl->pc_addr[pc] = reinterpret_cast<uint64_t>(impl->code) +
+                                    static_cast<uint64_t>(e.pcl[pc].getAddress() - e.getCode());
+            break;
+        } catch (const Xbyak::Error& err) {
+            if (static_cast<int>(err) == Xbyak::ERR_CODE_IS_TOO_BIG && cap < (std::size_t(1) << 30)) {
+                cap *= 2;
+                continue;
+            }
+            throw Error(ErrorCode::Internal, fmt::format("jit: code generation failed: {}", err.what()));
+        }
+    }
+    impl->root = impl.get();
+    return impl;
+}
+
+const Jit::Impl* Jit::Impl::tail_target(const Interpreter& target) const {
+    std::lock_guard<std::mutex> lock(tail_mu);
+    auto it = tails.find(&target);
+    if (it != tails.end() && it->second->prog.insns == target.program().insns) return it->second.get();
+    try {
+        auto t = build(target.program(), helpers, opts);
+        t->root = this;
+        const Impl* p = t.get();
+        tails[&target] = std::move(t);
+        return p;
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+Result<Jit> Jit::compile(const Program& prog, const HelperTable& helpers, JitOptions opts) {
+    return catch_error([&]() -> Jit { return Jit(build(prog, helpers, opts)); });
+}
+
+RunResult Jit::run(Env& env, std::array<uint64_t, 5> args, const RunOptions& opts) const {
+    alignas(16) uint8_t stack[kStackSize * kMaxCallDepth];
+    const uint64_t top = reinterpret_cast<uint64_t>(stack) + sizeof(stack);
+    std::memset(reinterpret_cast<void*>(top - kStackSize), 0, kStackSize);
+    env.mem.set_stack(top - kStackSize, top);
+    env.request = Request::None;
+
+    Extra x;
+    Ctx c{};
+    c.budget_start = opts.budget == 0 ? kUnlimited : static_cast<int64_t>(std::min<uint64_t>(opts.budget, kUnlimited));
+    c.budget = c.budget_start;
+    c.stack_lo = top - kStackSize;
+    c.top_minus[0] = top - 1;
+    c.top_minus[1] = top - 2;
+    c.top_minus[2] = top - 4;
+    c.top_minus[3] = top - 8;
+    c.loops = kMayGotoLoops;
+    clear_region_cache(&c);
+    c.cur = impl_.get();
+    c.root = impl_.get();
+    c.r10 = top;
+    c.stack_top = top;
+    c.env = &env;
+    for (unsigned i = 0; i < 5; ++i) c.args[i] = args[i];
+    c.x = &x;
+
+    impl_->enter()(&c, impl_->pc_addr[0]);
+
+    env.mem.set_stack(0, 0);
+    if (x.exc) std::rethrow_exception(x.exc);
+    RunResult r;
+    if (x.trap) {
+        r.trap = std::move(x.trap);
+        r.insns = x.insns;
+        return r;
+    }
+    r.r0 = c.r0;
+    r.insns = impl_->opts.checked ? static_cast<uint64_t>(c.budget_start - c.budget) : 0;
+    return r;
+}
+
+bool Jit::has_emitter(Op op) {
+    static HeapAllocator alloc;
+    static Jit::Impl dummy;
+    Emitter e(dummy, 4096, &alloc);
+    return e.emit(0, op, true);
+}
+
+const Program& Jit::program() const { return impl_->prog; }
+std::size_t Jit::code_size() const { return impl_->code_used; }
+
+Jit::Jit(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Jit::Jit(Jit&&) noexcept = default;
+Jit& Jit::operator=(Jit&&) noexcept = default;
+Jit::~Jit() = default;
+
+}  // namespace bpfsim::vm
