@@ -61,7 +61,15 @@ vm::RunOptions run_options(const po::variables_map& vm) {
 void add_run_options(po::options_description& d) {
     d.add_options()
         ("budget", po::value<uint64_t>()->default_value(1'000'000), "instruction budget (0: unlimited)")
-        ("dispatch", po::value<std::string>()->default_value("threaded"), "interpreter dispatch: threaded|switch");
+        ("dispatch", po::value<std::string>()->default_value("threaded"), "interpreter dispatch: threaded|switch")
+        ("engine", po::value<std::string>()->default_value("interp"), "interp, or jit (the x86-64 JIT, checked: the same results)");
+}
+
+harness::Engine engine_option(const po::variables_map& vm) {
+    const auto e = vm["engine"].as<std::string>();
+    if (e == "interp") return harness::Engine::Interpreter;
+    if (e == "jit") return harness::Engine::Jit;
+    throw Error(ErrorCode::Usage, fmt::format("--engine must be 'interp' or 'jit', not '{}'", e));
 }
 
 std::vector<uint8_t> parse_hex_bytes(const std::string& text, const std::string& what) {
@@ -375,6 +383,7 @@ int run_object(const po::variables_map& vm, const vm::RunOptions& opts) {
         throw l.error();
     }
     harness::WorldOptions wo;
+    wo.engine = engine_option(vm);
     wo.seed = vm["seed"].as<uint64_t>();
     wo.ncpus = std::max(1u, vm["ncpus"].as<unsigned>());
     if (auto b = vm["btf"].as<std::string>(); !b.empty()) {
@@ -602,6 +611,12 @@ int cmd_run(const std::vector<std::string>& args) {
     std::vector<uint8_t> mem = input_memory(*vm);
     auto interp = vm::Interpreter::compile(prog, vm::conformance_helpers());
     if (!interp) throw interp.error();
+    std::optional<vm::Jit> jit;
+    if (engine_option(*vm) == harness::Engine::Jit) {
+        auto j = vm::Jit::compile(prog, vm::conformance_helpers());
+        if (!j) throw j.error();
+        jit.emplace(std::move(j.value()));
+    }
     const uint64_t repeat = std::max<uint64_t>(1, (*vm)["repeat"].as<uint64_t>());
     vm::RunResult r;
     const auto t0 = std::chrono::steady_clock::now();
@@ -609,7 +624,8 @@ int cmd_run(const std::vector<std::string>& args) {
         std::vector<uint8_t> m = mem;
         vm::Env env;
         if (!m.empty()) env.mem.add(m.data(), m.size(), vm::kReadWrite, vm::RegionKind::Input, "mem");
-        r = interp->run(env, {m.empty() ? 0 : reinterpret_cast<uint64_t>(m.data()), m.size(), 0, 0, 0}, opts);
+        const std::array<uint64_t, 5> args{m.empty() ? 0 : reinterpret_cast<uint64_t>(m.data()), m.size(), 0, 0, 0};
+        r = jit ? jit->run(env, args, opts) : interp->run(env, args, opts);
         if (r.trap) break;
     }
     const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / double(repeat);

@@ -6,6 +6,7 @@
 #include "btf/btf.hpp"
 #include "btf/core.hpp"
 #include "common/error.hpp"
+#include "vm/jit.hpp"
 #include "vm/vm.hpp"
 
 #include <array>
@@ -331,7 +332,13 @@ private:
 
 class Map;   // harness/maps.hpp
 
+// How a world runs programs: the interpreter, or the x86-64 JIT in checked mode (memory checks
+// and the instruction budget as the interpreter's, the same results). Coverage runs always use
+// the interpreter.
+enum class Engine : uint8_t { Interpreter, Jit };
+
 struct WorldOptions {
+    Engine engine = Engine::Interpreter;
     unsigned ncpus = 1;            // CPUs of per-CPU maps
     unsigned cpu = 0;              // bpf_get_smp_processor_id
     uint64_t seed = 0;             // bpf_get_prandom_u32
@@ -584,6 +591,9 @@ private:
     std::vector<std::unique_ptr<Map>> maps_;
     std::vector<std::string> map_errors_;   // why maps_[i] is null
     std::map<std::string, vm::Interpreter, std::less<>> compiled_;
+    std::map<std::string, vm::Jit, std::less<>> jits_;   // WorldOptions::engine == Jit
+    // Runs a compiled program with the world's engine.
+    vm::RunResult execute(std::string_view prog, const vm::Interpreter& interp, std::array<uint64_t, 5> args, const vm::RunOptions& ro);
     std::map<std::string, std::vector<std::pair<std::size_t, std::string>>, std::less<>> poisoned_;   // CO-RE failures per program
     static constexpr int32_t kCorePoisonHelper = 1023;   // bpfsim's own helper id for poisoned instructions
     void explain_poison(std::string_view prog, vm::RunResult& r) const;

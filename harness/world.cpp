@@ -250,6 +250,17 @@ Result<const vm::Interpreter*> World::compiled(std::string_view prog) {
     });
 }
 
+vm::RunResult World::execute(std::string_view prog, const vm::Interpreter& interp, std::array<uint64_t, 5> args, const vm::RunOptions& ro) {
+    if (opts_.engine != Engine::Jit || ro.coverage || ro.counters) return interp.run(*this, args, ro);
+    auto it = jits_.find(prog);
+    if (it == jits_.end()) {
+        auto jit = vm::Jit::compile(interp.program(), helpers_);
+        if (!jit) throw jit.error();
+        it = jits_.emplace(std::string(prog), std::move(jit.value())).first;
+    }
+    return it->second.run(*this, args, ro);
+}
+
 const vm::Interpreter* World::tail_target(Map* prog_array, uint32_t index) {
     const int64_t id = prog_array->prog_at(index);
     if (id < 0 || static_cast<std::size_t>(id) >= obj_->programs().size()) return nullptr;
@@ -432,7 +443,7 @@ Result<ProgramRun> World::run_packet(std::string_view prog, const std::vector<ui
         std::fill(helper_calls_.begin(), helper_calls_.end(), 0);
 
         ProgramRun out;
-        out.result = (*c)->run(*this, {reinterpret_cast<uint64_t>(ctx), 0, 0, 0, 0}, ro);
+        out.result = execute(prog, **c, {reinterpret_cast<uint64_t>(ctx), 0, 0, 0, 0}, ro);
         out.helper_calls = take_helper_calls();
         explain_poison(prog, out.result);
         // Programs that see the packet from L3 give it back with a zeroed Ethernet header,
@@ -473,7 +484,7 @@ Result<ProgramRun> World::run_ctx(std::string_view prog, std::vector<uint8_t> ct
         tail_calls = 0;
         std::fill(helper_calls_.begin(), helper_calls_.end(), 0);
         ProgramRun out;
-        out.result = (*c)->run(*this, {reinterpret_cast<uint64_t>(ctx), 0, 0, 0, 0}, ro);
+        out.result = execute(prog, **c, {reinterpret_cast<uint64_t>(ctx), 0, 0, 0, 0}, ro);
         out.helper_calls = take_helper_calls();
         explain_poison(prog, out.result);
         out.trace.assign(trace.begin() + static_cast<std::ptrdiff_t>(trace_before), trace.end());
