@@ -44,8 +44,11 @@ Both run_both(const std::vector<Insn>& insns, const std::vector<uint8_t>& mem, c
     if (!interp || !jit) return b;
     RunOptions ro;
     ro.budget = budget;
+    // One buffer at one address for both engines (its address may end up in r0 or in a trap
+    // message), reset to `mem` before each run.
+    std::vector<uint8_t> m = mem;
     for (int engine = 0; engine < 2; ++engine) {
-        std::vector<uint8_t> m = mem;
+        std::copy(mem.begin(), mem.end(), m.begin());
         Env env;
         if (!m.empty()) env.mem.add(m.data(), m.size(), kReadWrite, RegionKind::Input, "mem");
         if (setup) setup(env);
