@@ -69,6 +69,7 @@ TEST_CASE("verifier model: one rule per program (tests/verifier/*.yaml)", "[veri
             CHECK(v.accepted == c["accepted"].as<bool>());
             if (c["message"]) CHECK(v.message == c["message"].as<std::string>());
             if (c["pc"]) CHECK(v.pc == c["pc"].as<std::size_t>());
+            if (c["max_processed"]) CHECK(v.insns_processed <= c["max_processed"].as<std::size_t>());
             if (v.accepted) CHECK(v.log.find("processed ") != std::string::npos);
             ++cases;
         }

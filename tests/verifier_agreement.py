@@ -8,11 +8,13 @@ when unavailable). The model's from `bpfsim verify OBJ --json`, one object at a 
 Programs the kernel cannot load for reasons outside the verifier (not-loadable) are set aside
 and counted. Agreement is on the verdict (accepted / rejected); for rejections both make, the
 first line of the message is compared too. Fails when agreement is below the threshold, when
-the model crashes on an object, or when a program is judged by one side only.
+the model crashes on an object, uses more than 1 GiB, or when a program is judged by one side
+only.
 """
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -55,6 +57,7 @@ def main():
     crashes = []
     model_seconds = 0.0
     slowest = []
+    peak_rss = [0, ""]
     for obj in objects:
         path = os.path.join(corpus, obj)
         t0 = time.monotonic()
@@ -62,6 +65,10 @@ def main():
         dt = time.monotonic() - t0
         model_seconds += dt
         slowest.append((dt, obj))
+        # The largest resident set of any child so far (KiB): per object, the model's peak.
+        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        if rss > peak_rss[0]:
+            peak_rss[0], peak_rss[1] = rss, obj
         if r.returncode not in (0, 1):
             crashes.append((obj, r.returncode, r.stderr.strip()[-300:]))
             continue
@@ -107,6 +114,7 @@ def main():
         "  set aside (not loadable by the kernel for reasons outside the verifier): {}".format(set_aside),
         "  model time over {} objects: {:.2f} s (one process per object); kernel: {:.2f} s of verification".format(
             len(objects), model_seconds, kernel["summary"].get("kernel_verification_seconds", 0.0)),
+        "  peak memory of the model: {:.0f} MiB ({})".format(peak_rss[0] / 1024, peak_rss[1]),
         "  slowest objects in the model: " + ", ".join("{} {:.2f} s".format(o, t) for t, o in sorted(slowest, reverse=True)[:3]),
     ]
     if disagreements:
@@ -124,6 +132,9 @@ def main():
             f.write(text + "\n")
     if crashes or missing:
         print("verifier-agreement: FAIL: the model failed on {} objects, missed {} programs".format(len(crashes), len(missing)))
+        return 1
+    if peak_rss[0] > 1024 * 1024:
+        print("verifier-agreement: FAIL: the model used more than 1 GiB on {}".format(peak_rss[1]))
         return 1
     if pct < threshold:
         print("verifier-agreement: FAIL: {:.1f}% is below the threshold of {:.1f}%".format(pct, threshold))

@@ -3,6 +3,7 @@
 #include "verifier/verifier.hpp"
 
 #include "verifier/ctx_access.hpp"
+#include "verifier/helper_access.hpp"
 #include "verifier/state.hpp"
 
 #include <fmt/format.h>
@@ -31,7 +32,37 @@ constexpr int64_t kMaxVarOff = 1 << 29;      // BPF_MAX_VAR_OFF
 constexpr uint64_t kMaxVarSiz = 1 << 29;     // BPF_MAX_VAR_SIZ
 constexpr int kMaxStack = 512;
 constexpr std::size_t kMaxFrames = 8;
-constexpr std::size_t kMaxStatesPerPc = 64;
+constexpr std::size_t kMaxStatesPerPc = 64;          // explored states kept per instruction
+constexpr std::size_t kMaxInProgressPerPc = 2048;    // with the states of a loop still being walked
+
+// A hash of a state as the exact comparison sees it (scalar ids left out).
+uint64_t exact_hash(const VState& st) {
+    uint64_t h = 1469598103934665603ull;
+    auto mix = [&](uint64_t v) { h = (h ^ v) * 1099511628211ull; h ^= h >> 29; };
+    auto reg = [&](const Reg& r) {
+        mix(static_cast<uint64_t>(r.type) | (uint64_t{r.maybe_null} << 8) | (uint64_t{r.rdonly} << 9));
+        if (r.type == RegType::NotInit) return;
+        mix(static_cast<uint32_t>(r.off) | (uint64_t{static_cast<uint32_t>(r.range)} << 32));
+        mix(static_cast<uint32_t>(r.map) | (uint64_t{r.frameno} << 32));
+        mix(r.s.umin); mix(r.s.umax); mix(static_cast<uint64_t>(r.s.smin)); mix(static_cast<uint64_t>(r.s.smax));
+        mix(r.s.var_off.value); mix(r.s.var_off.mask);
+    };
+    for (const auto& f : st.frames) {
+        mix(f.callsite);
+        for (const auto& r : f.regs) reg(r);
+        for (std::size_t spi = 0; spi < f.stack.size(); ++spi) {
+            const StackSlot& sl = f.stack[spi];
+            uint64_t t = 0;
+            for (auto b : sl.type) t = (t << 8) | b;
+            if (t == 0) continue;   // an all-INVALID slot equals a missing one
+            mix(spi);
+            mix(t);
+            if (sl.type[7] == kSpill) reg(sl.spilled);
+        }
+    }
+    mix(st.refs.size());
+    return h;
+}
 
 struct VerifyError {
     std::size_t pc;
@@ -92,7 +123,8 @@ class Checker {
 public:
     Checker(const std::vector<Insn>& insns, const vm::Program* prog, ProgType type, std::string_view attach,
             const std::vector<MapDef>& maps, const VerifyOptions& opts)
-        : insns_(insns), prog_(prog), type_(type), attach_(attach), maps_(maps), opts_(opts), helpers_(harness::kernel_helpers()) {
+        // a program of unknown type is loaded as a socket filter (as `bpfsim kernel-verify` does)
+        : insns_(insns), prog_(prog), type_(type == ProgType::Unspec ? ProgType::SocketFilter : type), attach_(attach), maps_(maps), opts_(opts), helpers_(harness::kernel_helpers()) {
         const std::size_t n = maps_.size();
         inner_.assign(n, -1);
         for (std::size_t i = 0; i < n; ++i)
@@ -103,6 +135,10 @@ public:
         inner_.resize(maps_.size(), -1);
     }
     std::vector<int> inner_;
+    // The program's section (helper sets per expected attach type), license, kfunc names by pc.
+    std::string section_;
+    bool gpl_ = true;
+    std::map<std::size_t, std::string> kfunc_names_;
 
     Verdict run();
 
@@ -122,10 +158,54 @@ private:
     std::vector<uint16_t> live_in_;
     std::vector<int> stack_depth_;    // per pc of a function start: bytes used
 
+    // ── precision (a conservative stand-in for the kernel's mark_chain_precision) ──
+    // A scalar register matters at a prune point only when its value may reach a use the
+    // verdict depends on: pointer arithmetic, helper arguments, branches decided by value,
+    // exit codes, stores whose slot type depends on the value. Those uses are recorded as
+    // they are met (demand_), then propagated backwards over the control-flow graph through
+    // register moves, ALU operands, spills and fills of fp-relative slots (need_in_). The
+    // propagation only grows, and a state is only pruned against once every path from it
+    // has ended, so every use its continuation met is in the sets by then. Scalars outside
+    // the set compare equal to anything (regsafe: !rold->precise).
+    struct Need {
+        uint16_t regs = 0;    // r0..r9
+        uint64_t slots = 0;   // fp-8 .. fp-512 of the function's own frame
+        bool any = false;     // every slot (a fill through a stack pointer other than r10, a call)
+        uint64_t rd = 0;      // slots read later (the kernel's REG_LIVE_READ on the stack)
+        bool rd_any = false;  // every slot may be read (through a pointer, by a helper or a callee)
+        bool operator==(const Need&) const = default;
+    };
+    std::vector<Need> need_in_;
+    std::vector<uint16_t> demand_, link_;
+    std::vector<uint8_t> via_ptr_load_, via_ptr_store_, call_reads_stack_;
+    std::vector<uint64_t> via_ptr_slots_, call_slots_;   // slots of the own frame a load through a pointer read
+    std::vector<std::vector<std::size_t>> succs_, preds_;
+    Need transfer(std::size_t pc, const Need& out) const;
+    void propagate(std::size_t pc);
+    void demand(std::size_t pc, unsigned r) {
+        if (r >= 10 || (demand_[pc] & (1u << r))) return;
+        demand_[pc] |= static_cast<uint16_t>(1u << r);
+        propagate(pc);
+    }
+    void add_link(std::size_t pc, uint16_t m) {
+        if ((link_[pc] | m) == link_[pc]) return;
+        link_[pc] |= m;
+        propagate(pc);
+    }
+    // facts met on a path: 0 a load, 1 a store through a stack pointer other than r10 (at an
+    // unknown offset), 2 a call whose callee or callback may read this frame's stack
+    void mark_via_ptr(std::size_t pc, int store) {
+        auto& v = store == 2 ? call_reads_stack_ : store ? via_ptr_store_ : via_ptr_load_;
+        if (v[pc]) return;
+        v[pc] = 1;
+        propagate(pc);
+    }
+
     struct Node {
         VState st;
         int branches = 0;
         int parent = -1;
+        uint64_t hash = 0;   // of what the exact comparison looks at (loop detection)
     };
     std::deque<Node> nodes_;
     std::vector<std::vector<int>> at_pc_;
@@ -324,6 +404,19 @@ void Checker::compute_liveness() {
         }
     }
     live_in_.assign(n + 2, 0);
+    succs_ = succ;
+    preds_.assign(n, {});
+    for (std::size_t i = 0; i < n; ++i)
+        for (auto t : succ[i]) if (t < n) preds_[t].push_back(i);
+    need_in_.assign(n + 1, Need{});
+    demand_.assign(n + 1, 0);
+    link_.assign(n + 1, 0);
+    via_ptr_load_.assign(n + 1, 0);
+    via_ptr_store_.assign(n + 1, 0);
+    call_reads_stack_.assign(n + 1, 0);
+    via_ptr_slots_.assign(n + 1, 0);
+    call_slots_.assign(n + 1, 0);
+    for (std::size_t i = n; i-- > 0;) if (is_exit(insns_[i])) propagate(i);
     bool changed = true;
     for (int iter = 0; changed && iter < 10000; ++iter) {
         changed = false;
@@ -333,6 +426,116 @@ void Checker::compute_liveness() {
             const uint16_t in = use[i] | (out & ~def[i]);
             if (in != live_in_[i]) { live_in_[i] = in; changed = true; }
         }
+    }
+}
+
+uint64_t slot_bits(int64_t off, unsigned size) {
+    uint64_t m = 0;
+    for (int64_t a = off; a < off + static_cast<int64_t>(size); ++a)
+        if (a < 0 && a >= -512) m |= uint64_t{1} << ((-a - 1) / 8);
+    return m;
+}
+
+Checker::Need Checker::transfer(std::size_t pc, const Need& out) const {
+    const Insn& in = insns_[pc];
+    auto bit = [](unsigned r) -> uint16_t { return r < 10 ? static_cast<uint16_t>(1u << r) : 0; };
+    Need n = out;
+    const uint8_t cls = vm::code::cls(in.code);
+    switch (cls) {
+    case vm::code::ALU: case vm::code::ALU64: {
+        const uint8_t op = in.code & 0xf0;
+        const bool x = in.code & 0x08;
+        if (op == 0xb0) {
+            if (n.regs & bit(in.dst)) { n.regs &= static_cast<uint16_t>(~bit(in.dst)); if (x) n.regs |= bit(in.src); }
+        } else if (op != 0x80 && op != 0xd0 && x && (n.regs & bit(in.dst))) {
+            n.regs |= bit(in.src);
+        }
+        break;
+    }
+    case vm::code::LDX: {
+        const unsigned size = vm::code::mem_size(in.code);
+        if (n.regs & bit(in.dst)) {
+            n.regs &= static_cast<uint16_t>(~bit(in.dst));
+            if (in.src == 10) n.slots |= slot_bits(in.off, size);
+            else if (via_ptr_load_[pc]) n.any = true;
+            else n.slots |= via_ptr_slots_[pc];
+        }
+        if (in.src == 10) n.rd |= slot_bits(in.off, size);
+        else if (via_ptr_load_[pc]) n.rd_any = true;
+        else n.rd |= via_ptr_slots_[pc];
+        break;
+    }
+    case vm::code::ST: {
+        const unsigned size = vm::code::mem_size(in.code);
+        if (in.dst == 10 && size == 8 && (in.off % 8) == 0 && !n.any) n.slots &= ~slot_bits(in.off, size);
+        if (in.dst == 10 && size == 8 && (in.off % 8) == 0) n.rd &= ~slot_bits(in.off, size);
+        break;
+    }
+    case vm::code::STX: {
+        const unsigned size = vm::code::mem_size(in.code);
+        if ((in.code & 0xe0) == 0xc0) {   // atomics: the operand, and what a fetch reads
+            n.regs |= bit(in.src) | bit(0);
+            if (in.dst == 10) n.slots |= slot_bits(in.off, size), n.rd |= slot_bits(in.off, size);
+            else if (via_ptr_store_[pc] || via_ptr_load_[pc]) n.any = true, n.rd_any = true;   // on the stack through a pointer
+        } else if (in.dst == 10) {
+            const uint64_t sb = slot_bits(in.off, size);
+            if (n.any || (n.slots & sb)) n.regs |= bit(in.src);
+            if (size == 8 && (in.off % 8) == 0 && !n.any) n.slots &= ~sb;
+            if (size == 8 && (in.off % 8) == 0) n.rd &= ~sb;
+        } else if (via_ptr_store_[pc]) {
+            n.regs |= bit(in.src);
+        }
+        break;
+    }
+    case vm::code::LD:
+        if (is_lddw(in)) n.regs &= static_cast<uint16_t>(~bit(in.dst));
+        else n.regs &= static_cast<uint16_t>(~0x3fu);
+        break;
+    default:
+        if (is_exit(in)) {
+            n = Need{};
+            n.regs = 1;
+        } else if (is_call(in) && in.src == 1) {
+            // the arguments; the caller's slots only when a pointer to them is passed
+            n.regs = static_cast<uint16_t>((n.regs & 0x3c0) | 0x3e);
+            if (call_reads_stack_[pc]) n.any = true, n.rd_any = true;
+        } else if (is_call(in) || in.code == 0x8d) {
+            n.regs &= static_cast<uint16_t>(~0x3fu);
+            if (call_reads_stack_[pc]) n.rd_any = true;
+            n.rd |= call_slots_[pc];
+        } else if (!is_ja(in)) {
+            if (n.regs & link_[pc]) n.regs |= link_[pc];
+        }
+    }
+    n.regs |= demand_[pc];
+    n.regs &= 0x3ff;
+    return n;
+}
+
+void Checker::propagate(std::size_t start) {
+    std::vector<std::size_t> work{start};
+    while (!work.empty()) {
+        const std::size_t q = work.back();
+        work.pop_back();
+        Need out;
+        for (auto t : succs_[q])
+            if (t < need_in_.size()) {
+                out.regs |= need_in_[t].regs;
+                out.slots |= need_in_[t].slots;
+                out.any |= need_in_[t].any;
+                out.rd |= need_in_[t].rd;
+                out.rd_any |= need_in_[t].rd_any;
+            }
+        Need nin = transfer(q, out);
+        Need& cur = need_in_[q];
+        nin.regs |= cur.regs;
+        nin.slots |= cur.slots;
+        nin.any |= cur.any;
+        nin.rd |= cur.rd;
+        nin.rd_any |= cur.rd_any;
+        if (nin == cur) continue;
+        cur = nin;
+        for (auto pr : preds_[q]) work.push_back(pr);
     }
 }
 
@@ -422,15 +625,31 @@ bool Checker::regsafe(const Reg& o, const Reg& c, bool exact) const {
 
 bool Checker::states_equal(const VState& o, const VState& c, std::size_t pc, bool exact) const {
     if (o.frames.size() != c.frames.size() || o.refs.size() != c.refs.size()) return false;
+    std::vector<std::pair<uint32_t, uint32_t>> idmap;
     for (std::size_t f = 0; f < o.frames.size(); ++f) {
         const auto& of = o.frames[f];
         const auto& cf = c.frames[f];
         if (of.callsite != cf.callsite || of.subprog != cf.subprog) return false;
         const bool inner = f + 1 == o.frames.size();
         const uint16_t live = inner ? live_in_[pc] : live_in_[o.frames[f + 1].callsite + 1] | 0x3c0;
+        const uint16_t precise = inner ? need_in_[pc].regs : 0x3ff;
         for (unsigned r = 0; r < 10; ++r) {
             if (!exact && !(live & (1u << r))) continue;
-            if (!regsafe(of.regs[r], cf.regs[r], exact)) return false;
+            const Reg& orr = of.regs[r];
+            const Reg& crr = cf.regs[r];
+            if (!exact && orr.type == RegType::Scalar && crr.type == RegType::Scalar) {
+                if (!(precise & (1u << r))) continue;   // an imprecise scalar: any value will do
+                if (inner && orr.s.id) {
+                    // check_scalar_ids: registers linked in the old state stay linked in the current
+                    const uint32_t cid = crr.s.id ? crr.s.id : 0x80000000u + r + 16 * static_cast<uint32_t>(f);
+                    for (const auto& [oi, ci] : idmap) {
+                        if (oi == orr.s.id && ci != cid) return false;
+                        if (ci == cid && oi != orr.s.id) return false;
+                    }
+                    idmap.emplace_back(orr.s.id, cid);
+                }
+            }
+            if (!regsafe(orr, crr, exact)) return false;
         }
         const std::size_t ns = std::max(of.stack.size(), cf.stack.size());
         static const StackSlot empty{};
@@ -442,12 +661,34 @@ bool Checker::states_equal(const VState& o, const VState& c, std::size_t pc, boo
                 if (os.type[7] == kSpill && !regsafe(os.spilled, cs.spilled, true)) return false;
                 continue;
             }
+            if (inner) {
+                const Need& nd = need_in_[pc];
+                const uint64_t b = spi < 64 ? uint64_t{1} << spi : 0;
+                if (!nd.rd_any && !(nd.rd & b)) continue;   // never read again: anything will do
+                // stack_slot_as_scalar: a 64-bit scalar spill, all-MISC (unknown) or all-ZERO (0)
+                auto as_scalar = [](const StackSlot& sl) -> std::optional<Scalar> {
+                    if (std::all_of(sl.type.begin(), sl.type.end(), [](uint8_t t) { return t == kSpill; }))
+                        return sl.spilled.type == RegType::Scalar ? std::optional<Scalar>(sl.spilled.s) : std::nullopt;
+                    if (std::all_of(sl.type.begin(), sl.type.end(), [](uint8_t t) { return t == kMisc; })) return Scalar::unknown();
+                    if (std::all_of(sl.type.begin(), sl.type.end(), [](uint8_t t) { return t == kZero; })) return Scalar::known(0);
+                    return std::nullopt;
+                };
+                const auto so = as_scalar(os), sc = as_scalar(cs);
+                if (so && sc) {
+                    if (!nd.any && !(nd.slots & b)) continue;   // an imprecise scalar
+                    if (!regsafe(scalar_reg(*so), scalar_reg(*sc), false)) return false;
+                    continue;
+                }
+            }
             for (int i = 0; i < 8; ++i) {
                 const uint8_t ot = os.type[i], ct = cs.type[i];
                 if (ot == kInvalid) continue;
                 if (ot == kMisc && (opts_.privileged || ct != kInvalid)) continue;
                 if (ot != ct) return false;
             }
+            if (os.type[7] == kSpill && cs.type[7] == kSpill && os.spilled.type == RegType::Scalar && cs.spilled.type == RegType::Scalar &&
+                inner && !need_in_[pc].any && (spi >= 64 || !(need_in_[pc].slots & (uint64_t{1} << spi))))
+                continue;   // a spilled scalar no fill makes matter
             if (os.type[7] == kSpill && !regsafe(os.spilled, cs.spilled, false)) return false;
         }
     }
@@ -457,22 +698,27 @@ bool Checker::states_equal(const VState& o, const VState& c, std::size_t pc, boo
 // is_state_visited: prune when an explored state covers this one; detect infinite loops.
 bool Checker::visit_state(Path& p) {
     auto& list = at_pc_[p.pc];
+    const uint64_t h = exact_hash(p.st);
     for (int idx : list) {
         Node& n = nodes_[idx];
         if (n.branches > 0) {
-            if (states_equal(n.st, p.st, p.pc, true)) fail(fmt::format("infinite loop detected at insn {}", p.pc));
+            if (n.hash == h && states_equal(n.st, p.st, p.pc, true)) fail(fmt::format("infinite loop detected at insn {}", p.pc));
             continue;
         }
         if (states_equal(n.st, p.st, p.pc, false)) return true;
     }
     // add a new state
+    if (list.size() >= kMaxInProgressPerPc) return false;   // keep walking without a new state
     if (list.size() >= kMaxStatesPerPc) {
+        // evict an explored state; states still in progress (loop iterations on this path) are kept,
+        // so that their other branches find them once explored
         auto it = std::find_if(list.begin(), list.end(), [&](int i) { return nodes_[i].branches == 0; });
-        if (it == list.end()) return false;   // all in progress: keep walking without a new state
-        list.erase(it);
-        --cur_states_;
+        if (it != list.end()) {
+            list.erase(it);
+            --cur_states_;
+        }
     }
-    nodes_.push_back(Node{p.st, 1, p.last});
+    nodes_.push_back(Node{p.st, 1, p.last, h});
     const int idx = static_cast<int>(nodes_.size() - 1);
     list.push_back(idx);
     p.last = idx;
@@ -646,6 +892,9 @@ void Checker::do_alu(const Insn& in) {
     Reg src = x ? reg(in.src) : scalar_reg(Scalar::known(static_cast<uint64_t>(static_cast<int64_t>(in.imm))));
     Reg& dst = reg(d);
     if (dst.is_ptr() || src.is_ptr()) {
+        // the scalar operand's bounds decide the pointer's offset and the sanity checks
+        if (dst.is_ptr() && x && src.type == RegType::Scalar) demand(pc_, in.src);
+        if (src.is_ptr() && dst.type == RegType::Scalar) demand(pc_, d);
         if (dst.is_ptr() && src.is_ptr()) {
             if (op == 0x10 && opts_.privileged) { dst = unknown_reg(); return; }
             fail(fmt::format("R{} pointer {} pointer prohibited", d, alu_string(op)));
@@ -845,6 +1094,30 @@ void Checker::packet_access(unsigned regno, const Reg& ptr, int32_t off, int64_t
 Reg Checker::stack_access(unsigned regno, const Reg& ptr, int32_t off, unsigned size, bool write, const Reg* value, bool st_imm,
                           int32_t imm, bool helper) {
     FuncState& fr = frame_of(ptr);
+    if (helper) {
+        // the slots of this frame a helper may read (stack liveness before the call)
+        if (ptr.s.is_const() && ptr.frameno + 1 == st_->frames.size()) {
+            const uint64_t b = slot_bits(static_cast<int64_t>(ptr.s.var_off.value) + off, size);
+            if ((call_slots_[pc_] | b) != call_slots_[pc_]) {
+                call_slots_[pc_] |= b;
+                propagate(pc_);
+            }
+        } else if (ptr.frameno + 1 == st_->frames.size()) {
+            mark_via_ptr(pc_, 2);
+        }
+    }
+    if (!helper && regno != 10) {
+        // a load through another pointer to this frame at a known offset: those slots only
+        if (!write && ptr.s.is_const() && ptr.frameno + 1 == st_->frames.size()) {
+            const uint64_t b = slot_bits(static_cast<int64_t>(ptr.s.var_off.value) + off, size);
+            if ((via_ptr_slots_[pc_] | b) != via_ptr_slots_[pc_]) {
+                via_ptr_slots_[pc_] |= b;
+                propagate(pc_);
+            }
+        } else {
+            mark_via_ptr(pc_, write);
+        }
+    }
     const char* extra = helper ? " indirect access to" : write ? " write to" : " read from";
     int64_t min_off, max_off;
     const bool cnst = ptr.s.is_const();
@@ -911,7 +1184,11 @@ Reg Checker::stack_access(unsigned regno, const Reg& ptr, int32_t off, unsigned 
             sl.type.fill(kSpill);
             return Reg{};
         }
-        if (aligned && !is_zero && ((value && value->type == RegType::Scalar) || st_imm)) {
+        const bool scalar_value = value && value->type == RegType::Scalar;
+        // privileged: an aligned scalar register is spilled whatever its value (as the kernel's
+        // save_register_state); otherwise a zero decides STACK_ZERO, so the value matters
+        if (scalar_value && !(aligned && opts_.privileged) && vm::code::cls(insns_[pc_].code) == vm::code::STX) demand(pc_, insns_[pc_].src);
+        if (aligned && ((scalar_value && (!is_zero || opts_.privileged)) || (st_imm && !is_zero))) {
             Reg v = value ? *value : scalar_reg(Scalar::known(static_cast<uint64_t>(static_cast<int64_t>(imm))));
             if (st_imm && size < 8) v.s.coerce_to_size(static_cast<int>(size));
             sl.spilled = v;
@@ -1155,6 +1432,23 @@ void Checker::do_jmp(const Insn& in, Path& p, std::size_t& next) {
                                                  pr.type == RegType::SockCommon || pr.type == RegType::TcpSock || pr.type == RegType::Mem);
         if (not_null && sc.s.is_const() && sc.s.var_off.value == 0 && !jmp32) taken = op == JmpOp::Jne ? 1 : 0;
     }
+    {
+        auto bit = [](unsigned r) -> uint16_t { return r < 10 ? static_cast<uint16_t>(1u << r) : 0; };
+        // a branch decided by value, or a scalar compared with a pointer (null checks): the
+        // scalars matter; scalars linked by id are refined together
+        if (taken != -1 || a.is_ptr() != b.is_ptr()) {
+            if (a.type == RegType::Scalar) demand(pc_, in.dst);
+            if (x && b.type == RegType::Scalar) demand(pc_, in.src);
+        }
+        if (a.type == RegType::Scalar && b.type == RegType::Scalar && (a.s.id || (x && b.s.id))) {
+            uint16_t m = static_cast<uint16_t>(bit(in.dst) | (x ? bit(in.src) : 0));
+            for (unsigned r = 0; r < 10; ++r) {
+                const Reg& q = reg(r);
+                if (q.type == RegType::Scalar && q.s.id && (q.s.id == a.s.id || (x && q.s.id == b.s.id))) m |= bit(r);
+            }
+            add_link(pc_, m);
+        }
+    }
     if (taken == 1) { next = target; return; }
     if (taken == 0) return;
     // both: the taken edge is pushed, the fall-through continues
@@ -1220,6 +1514,8 @@ void Checker::do_call(const Insn& in, Path& p, std::size_t& next) {
     if (in.src == 1) {   // bpf-to-bpf
         if (st_->frames.size() >= kMaxFrames) fail(fmt::format("the call stack of {} frames is too deep !", st_->frames.size() + 1));
         const std::size_t target = static_cast<std::size_t>(static_cast<int64_t>(p.pc) + in.imm + 1);
+        for (unsigned r = 1; r <= 5; ++r)
+            if (reg(r).type == RegType::Stack) { mark_via_ptr(pc_, 2); break; }
         FuncState callee;
         for (unsigned r = 1; r <= 5; ++r) callee.regs[r] = cur().regs[r];
         callee.regs[10] = ptr_reg(RegType::Stack);
@@ -1231,20 +1527,45 @@ void Checker::do_call(const Insn& in, Path& p, std::size_t& next) {
         next = target;
         return;
     }
-    if (in.src == 2) {   // kfunc: modelled as an unknown scalar result
+    if (in.src == 2) {   // kfunc: allowed per the kernel BTF, then modelled as an unknown scalar result
+        const auto it = kfunc_names_.find(p.pc);
+        if (it != kfunc_names_.end()) {
+            const KfuncAccess ka = kfunc_access(type_, section_.empty() ? std::string_view(attach_) : std::string_view(section_),
+                                                it->second, opts_.kernel_btf, gpl_);
+            if (!ka.allowed) fail(ka.message);
+        }
         for (unsigned r = 0; r <= 5; ++r) reg(r) = Reg{};
         reg(0) = unknown_reg();
         return;
     }
     const int32_t id = in.imm;
+    {
+        HelperAccessContext hc;
+        hc.gpl = gpl_;
+        const std::string_view sec = section_.empty() ? std::string_view(attach_) : std::string_view(section_);
+        hc.sleepable = sec.find(".s/") != std::string_view::npos || sec.ends_with(".s");
+        const HelperAccess ha = helper_access(type_, sec, id, hc);
+        if (!ha.allowed) fail(ha.message);
+    }
     const vm::Helper* h = helpers_.find(id);
     if (!h) {
         if (vm::kernel_helper_name(id).empty() || id <= 0) fail(fmt::format("invalid func unknown#{}", id));
+        // helpers without a prototype in the table: the context argument is still checked
+        if (id == 53 || id == 70) {   // sock_map_update, sock_hash_update (sock_ops): R1 is ARG_PTR_TO_CTX
+            check_reg_read(1);
+            if (reg(1).type != RegType::Ctx) fail(fmt::format("R1 type={} expected=ctx", type_str(reg(1))));
+            if (reg(1).off) fail(fmt::format("dereference of modified ctx ptr R1 off={} disallowed", reg(1).off));
+        }
         for (unsigned r = 1; r <= 5; ++r) reg(r) = Reg{};
         reg(0) = unknown_reg();
         return;
     }
     const auto& proto = h->proto;
+    // the stack a helper reads is recorded by stack_access (helper); a callback may read more
+    for (unsigned i = 0; i < 5; ++i)
+        if (proto.args[i] == ArgKind::Func)
+            for (unsigned r = 1; r <= 5; ++r)
+                if (reg(r).type == RegType::Stack) { mark_via_ptr(pc_, 2); break; }
     int map_idx = -1;
     std::optional<std::size_t> callback;
     uint32_t release = 0;
@@ -1255,6 +1576,7 @@ void Checker::do_call(const Insn& in, Path& p, std::size_t& next) {
         if (k == ArgKind::None) break;
         check_reg_read(r);
         const Reg& a = reg(r);
+        if (k != ArgKind::Anything && a.type == RegType::Scalar) demand(pc_, r);
         auto expect = [&](bool ok, const char* what) {
             if (!ok) fail(fmt::format("R{} type={} expected={}", r, type_str(a), what));
         };
@@ -1493,6 +1815,16 @@ Verdict verify_insns(const std::vector<vm::Insn>& insns, harness::ProgType type,
 
 Verdict verify(const harness::Object& obj, const harness::LinkedProgram& lp, const VerifyOptions& opts) {
     Checker c(lp.prog.insns, &lp.prog, lp.type, lp.attach, obj.maps(), opts);
+    if (!lp.functions.empty())
+        for (const auto& pd : obj.programs())
+            if (pd.name == lp.functions.front().second) { c.section_ = pd.section; break; }
+    {
+        // license_is_gpl_compatible; an object without a license is loaded as "GPL" (the loader's default)
+        const std::string& l = obj.license();
+        c.gpl_ = l.empty() || l == "GPL" || l == "GPL v2" || l == "GPL and additional rights" || l == "Dual BSD/GPL" ||
+                 l == "Dual MIT/GPL" || l == "Dual MPL/GPL";
+    }
+    for (const auto& [pc, name] : lp.externs) c.kfunc_names_[pc] = name;
     return c.run();
 }
 

@@ -8,9 +8,11 @@
 // pointers with the kernel's off/var_off/id/range/ref_obj_id), per-frame stacks of byte slots
 // (INVALID, MISC, ZERO, SPILL of a full register), memory-access checks per pointer type
 // (the context through ctx_access()), helper calls against their prototypes, bpf-to-bpf calls
-// and bpf_loop-style callbacks, return-code and reference-leak checks at exit, and state
-// pruning at prune points (states_equal with range containment, registers limited to the
-// statically live ones), with the 1,000,000-instruction complexity limit.
+// and bpf_loop-style callbacks, the per-type helper sets and kfunc checks (helper_access.hpp),
+// return-code and reference-leak checks at exit, and state pruning at prune points
+// (states_equal with range containment over the statically live registers and the stack slots
+// read later; scalars whose value never matters are imprecise and equal to anything — a
+// conservative precision tracking, see Checker::Need), with the 1,000,000-instruction limit.
 //
 // The model assumes a privileged loader (root, as `bpfsim kernel-verify`): uninitialised
 // stack may be read, pointers may be compared and subtracted. VerifyOptions::privileged =
