@@ -1,5 +1,6 @@
 // bpfsim: command-line front end, bpftool style: `bpfsim <verb> [options]`.
 #include "harness/harness.hpp"
+#include "verifier/scenario_verifier.hpp"
 #include "vm/vm.hpp"
 
 #include <boost/program_options.hpp>
@@ -396,6 +397,19 @@ int run_object(const po::variables_map& vm, const vm::RunOptions& opts) {
         if (eq == std::string::npos || eq == 0) throw Error(ErrorCode::Usage, fmt::format("--kconfig '{}': write NAME=VALUE", kv));
         wo.kconfig[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
+    if (!vm.count("no-verify")) {
+        // The kernel would refuse to load a program its verifier rejects: so does run, by the
+        // verifier model's verdict (bpfsim verify), unless told not to.
+        auto verdict = verifier::scenario_verifier()(*obj, name, wo);
+        if (!verdict) throw verdict.error();
+        if (!verdict->accepted) {
+            fmt::print(stderr, "bpfsim run: the verifier model rejects '{}' at pc {}: {}\n{}", name, verdict->pc, verdict->message,
+                       verdict->source_line.empty() ? "" : "  " + verdict->source_line + "\n");
+            fmt::print(stderr, "(the kernel would not load it; `bpfsim verify {} --prog {} --log-level 2` shows why, --no-verify runs it anyway)\n",
+                       path, name);
+            return 1;
+        }
+    }
     auto world = harness::World::create(*obj, wo);
     if (!world) throw world.error();
     harness::World& w = **world;
@@ -596,7 +610,8 @@ int cmd_run(const std::vector<std::string>& args) {
         ("task", po::value<std::string>()->default_value(""), "PID:COMM: a task in kernel memory (needs --btf) that becomes current")
         ("btf", po::value<std::string>()->default_value(""), "the kernel's BTF (raw, or an ELF's .BTF): CO-RE target and kernel object layout")
         ("repeat", po::value<uint64_t>()->default_value(1), "run N times and report the time per run")
-        ("json", "print the result as JSON");
+        ("json", "print the result as JSON")
+        ("no-verify", "run an object's program even when the verifier model rejects it");
     add_run_options(d);
     po::positional_options_description pos;
     pos.add("input", 1);
