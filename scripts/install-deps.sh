@@ -14,6 +14,7 @@ PACKAGES=(
   libbpf-dev linux-libc-dev       # bpf_helpers.h and UAPI headers for corpus/ programs
   lcov                            # lcov --summary and genhtml check the coverage tracefiles
   libxml2-utils                   # xmllint checks the JUnit XML of bpfsim test
+  python3                         # tests/verifier_agreement.py, btf_split.py and checks in test_runner.sh
 )
 
 missing=()
