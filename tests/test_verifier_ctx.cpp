@@ -2,6 +2,8 @@
 // differentially against the running kernel's BPF_PROG_LOAD.
 #include "verifier/ctx_access.hpp"
 
+#include "kernel_load.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <linux/bpf.h>
@@ -27,6 +29,7 @@ using bpfsim::verifier::ctx_size;
 using bpfsim::verifier::CtxAccess;
 using bpfsim::verifier::CtxAccessQuery;
 using bpfsim::verifier::CtxLoad;
+using namespace bpfsim::testing;
 
 namespace {
 
@@ -334,27 +337,6 @@ TEST_CASE("ctx access: tracing arguments from the kernel BTF", "[verifier][ctx]"
 
 namespace {
 
-struct KernelCase {
-    std::string name;       // what the report calls it
-    ProgType type;
-    uint32_t kernel_type;
-    std::string attach;     // for ctx_access
-    uint32_t expected = 0;  // expected_attach_type
-    uint32_t flags = 0;
-};
-
-long sys_bpf(int cmd, bpf_attr* attr) { return syscall(__NR_bpf, cmd, attr, sizeof(*attr)); }
-
-bpf_insn insn(uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_t imm) {
-    bpf_insn i{};
-    i.code = code;
-    i.dst_reg = dst;
-    i.src_reg = src;
-    i.off = off;
-    i.imm = imm;
-    return i;
-}
-
 uint8_t size_code(uint32_t size) {
     switch (size) {
     case 1: return BPF_B;
@@ -362,37 +344,6 @@ uint8_t size_code(uint32_t size) {
     case 4: return BPF_W;
     default: return BPF_DW;
     }
-}
-
-struct Loaded {
-    bool ok = false;
-    int err = 0;
-    std::string log;
-};
-
-Loaded kernel_load(const KernelCase& c, const std::vector<bpf_insn>& prog) {
-    static std::vector<char> log(1 << 16);
-    log[0] = 0;
-    bpf_attr a{};
-    a.prog_type = c.kernel_type;
-    a.insns = reinterpret_cast<uint64_t>(prog.data());
-    a.insn_cnt = static_cast<uint32_t>(prog.size());
-    a.license = reinterpret_cast<uint64_t>("GPL");
-    a.log_buf = reinterpret_cast<uint64_t>(log.data());
-    a.log_size = static_cast<uint32_t>(log.size());
-    a.log_level = 1;
-    a.expected_attach_type = c.expected;
-    a.prog_flags = c.flags;
-    Loaded r;
-    long fd = sys_bpf(BPF_PROG_LOAD, &a);
-    if (fd >= 0) {
-        close(static_cast<int>(fd));
-        r.ok = true;
-        return r;
-    }
-    r.err = errno;
-    r.log = log.data();
-    return r;
 }
 
 // r0 = *(uN *)(r1 + off) or *(uN *)(r1 + off) = r2; r0 = 1; exit.
@@ -464,19 +415,8 @@ std::vector<KernelCase> kernel_cases() {
 }  // namespace
 
 TEST_CASE("ctx access agrees with the running kernel", "[verifier][ctx][kernel]") {
-    // Is bpf() there at all?
-    {
-        KernelCase probe{"probe", ProgType::SocketFilter, BPF_PROG_TYPE_SOCKET_FILTER, ""};
-        const std::vector<bpf_insn> trivial = {insn(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 1),
-                                               insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)};
-        auto r = kernel_load(probe, trivial);
-        if (!r.ok) {
-            WARN("bpf(BPF_PROG_LOAD) unavailable (" << std::strerror(r.err) << "): kernel differential skipped");
-            return;
-        }
-    }
-    const std::vector<bpf_insn> trivial = {insn(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 1),
-                                           insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)};
+    if (!bpf_available()) return;
+    const std::vector<bpf_insn>& trivial = trivial_prog();
     std::size_t total = 0, agree = 0, msg_differs = 0;
     std::vector<std::string> mismatches;
     for (const auto& c : kernel_cases()) {

@@ -2,6 +2,8 @@
 // case and differentially against the running kernel's BPF_PROG_LOAD.
 #include "verifier/helper_access.hpp"
 
+#include "kernel_load.hpp"
+
 #include "vm/vm.hpp"
 
 #include <catch2/catch.hpp>
@@ -23,6 +25,7 @@ using bpfsim::harness::ProgType;
 using bpfsim::verifier::helper_access;
 using bpfsim::verifier::HelperAccessContext;
 using bpfsim::verifier::kfunc_access;
+using namespace bpfsim::testing;
 
 namespace {
 
@@ -138,58 +141,6 @@ TEST_CASE("kfunc access: plain kernel functions are not kfuncs", "[verifier][hel
 
 namespace {
 
-struct KernelCase {
-    std::string name;
-    ProgType type;
-    uint32_t kernel_type;
-    std::string attach;     // section text for helper_access
-    uint32_t expected = 0;  // expected_attach_type
-    uint32_t flags = 0;
-};
-
-long sys_bpf(int cmd, bpf_attr* attr) { return syscall(__NR_bpf, cmd, attr, sizeof(*attr)); }
-
-bpf_insn insn(uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_t imm) {
-    bpf_insn i{};
-    i.code = code;
-    i.dst_reg = dst;
-    i.src_reg = src;
-    i.off = off;
-    i.imm = imm;
-    return i;
-}
-
-struct Loaded {
-    bool ok = false;
-    int err = 0;
-    std::string log;
-};
-
-Loaded kernel_load(const KernelCase& c, const std::vector<bpf_insn>& prog, const char* license = "GPL") {
-    static std::vector<char> log(1 << 16);
-    log[0] = 0;
-    bpf_attr a{};
-    a.prog_type = c.kernel_type;
-    a.insns = reinterpret_cast<uint64_t>(prog.data());
-    a.insn_cnt = static_cast<uint32_t>(prog.size());
-    a.license = reinterpret_cast<uint64_t>(license);
-    a.log_buf = reinterpret_cast<uint64_t>(log.data());
-    a.log_size = static_cast<uint32_t>(log.size());
-    a.log_level = 1;
-    a.expected_attach_type = c.expected;
-    a.prog_flags = c.flags;
-    Loaded r;
-    long fd = sys_bpf(BPF_PROG_LOAD, &a);
-    if (fd >= 0) {
-        close(static_cast<int>(fd));
-        r.ok = true;
-        return r;
-    }
-    r.err = errno;
-    r.log = log.data();
-    return r;
-}
-
 // r2..r5 = 0 (r1 keeps the context); call; r0 = 1 (every hook accepts 1); exit.
 std::vector<bpf_insn> call_prog(int32_t imm, uint8_t src = 0) {
     std::vector<bpf_insn> p;
@@ -272,19 +223,6 @@ std::vector<KernelCase> kernel_cases() {
     return v;
 }
 
-const std::vector<bpf_insn>& trivial() {
-    static const std::vector<bpf_insn> p = {insn(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 1),
-                                            insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)};
-    return p;
-}
-
-bool bpf_available() {
-    KernelCase probe{"probe", ProgType::SocketFilter, BPF_PROG_TYPE_SOCKET_FILTER, ""};
-    auto r = kernel_load(probe, trivial());
-    if (!r.ok) WARN("bpf(BPF_PROG_LOAD) unavailable (" << std::strerror(r.err) << "): kernel differential skipped");
-    return r.ok;
-}
-
 }  // namespace
 
 TEST_CASE("helper access agrees with the running kernel", "[verifier][helpers][kernel]") {
@@ -294,7 +232,7 @@ TEST_CASE("helper access agrees with the running kernel", "[verifier][helpers][k
     std::size_t total = 0, agree = 0;
     std::vector<std::string> mismatches;
     for (const auto& c : kernel_cases()) {
-        if (auto r = kernel_load(c, trivial()); !r.ok) {
+        if (auto r = kernel_load(c, trivial_prog()); !r.ok) {
             std::cout << fmt::format("  {:<24} not loadable here ({}), skipped\n", c.name, std::strerror(r.err));
             continue;
         }
@@ -344,7 +282,7 @@ TEST_CASE("kfunc access agrees with the running kernel on plain functions", "[ve
     std::size_t plain_total = 0, plain_agree = 0, tagged_total = 0, tagged_agree = 0;
     std::vector<std::string> mismatches;
     for (const auto& c : kernel_cases()) {
-        if (!kernel_load(c, trivial()).ok) continue;
+        if (!kernel_load(c, trivial_prog()).ok) continue;
         std::size_t t_refused = 0, t_tagged = 0;
         for (std::size_t i = 0; i < names.size(); ++i) {
             const auto ids = b->find_all(names[i], bpfsim::btf::Kind::Func);

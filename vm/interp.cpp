@@ -58,6 +58,42 @@ bool ends_region(Form f) {
 
 }  // namespace
 
+BudgetTables budget_tables(const Decoded& d) {
+    const std::size_t n = d.insns.size();
+    BudgetTables t;
+    std::vector<uint32_t> region(n, 0), before(n + 1, 0);   // before[pc]: instructions in slots < pc
+    uint32_t start = 0;
+    for (std::size_t pc = 0; pc < n; ++pc) {
+        region[pc] = start;
+        const Op op = d.ops[pc];
+        before[pc + 1] = before[pc] + (op == Op::LddwHigh ? 0 : 1);
+        if (op == Op::LddwHigh) continue;
+        if (ends_region(op_info(op).form)) start = static_cast<uint32_t>(pc + 1);
+    }
+    t.upto.assign(n, 0);
+    t.credit.assign(n, 0);
+    for (std::size_t pc = 0; pc < n; ++pc) {
+        t.upto[pc] = before[pc + 1] - before[region[pc]];
+        t.credit[pc] = before[pc] - before[region[pc]];
+    }
+    t.charge.assign(n, 0);
+    for (std::size_t pc = 0; pc < n; ++pc) {
+        const Op op = d.ops[pc];
+        if (op == Op::LddwHigh) continue;
+        const Insn& in = d.insns[pc];
+        const Form f = op_info(op).form;
+        const int64_t own = t.upto[pc];
+        int64_t target = -1;
+        if (f == Form::JA || f == Form::JCOND_K || f == Form::JCOND_X || f == Form::MAY_GOTO)
+            target = static_cast<int64_t>(pc) + 1 + in.off;
+        else if (f == Form::JA32 || f == Form::CALL_LOCAL)
+            target = static_cast<int64_t>(pc) + 1 + in.imm;
+        if (target >= 0) t.charge[pc] = static_cast<int32_t>(own - t.credit[static_cast<std::size_t>(target)]);
+        else if (f == Form::EXIT) t.charge[pc] = static_cast<int32_t>(own);
+    }
+    return t;
+}
+
 const char* to_string(TrapKind kind) {
     switch (kind) {
     case TrapKind::MemoryFault: return "memory-fault";
@@ -376,36 +412,10 @@ Result<Interpreter> Interpreter::compile(const Program& prog, const HelperTable&
         };
 
         // Regions and budget charges; an lddw counts as one instruction.
-        std::vector<uint32_t> region(n, 0), before(n + 1, 0);   // before[pc]: instructions in slots < pc
-        uint32_t start = 0;
-        for (std::size_t pc = 0; pc < n; ++pc) {
-            region[pc] = start;
-            const Op op = impl->ops[pc];
-            before[pc + 1] = before[pc] + (op == Op::LddwHigh ? 0 : 1);
-            if (op == Op::LddwHigh) continue;
-            if (ends_region(op_info(op).form)) start = static_cast<uint32_t>(pc + 1);
-        }
-        impl->upto.assign(n, 0);
-        impl->credit.assign(n, 0);
-        for (std::size_t pc = 0; pc < n; ++pc) {
-            impl->upto[pc] = before[pc + 1] - before[region[pc]];
-            impl->credit[pc] = before[pc] - before[region[pc]];
-        }
-        impl->charge.assign(n, 0);
-        for (std::size_t pc = 0; pc < n; ++pc) {
-            const Op op = impl->ops[pc];
-            if (op == Op::LddwHigh) continue;
-            const Insn& in = prog.insns[pc];
-            const Form f = op_info(op).form;
-            const int64_t own = impl->upto[pc];
-            int64_t target = -1;
-            if (f == Form::JA || f == Form::JCOND_K || f == Form::JCOND_X || f == Form::MAY_GOTO)
-                target = static_cast<int64_t>(pc) + 1 + in.off;
-            else if (f == Form::JA32 || f == Form::CALL_LOCAL)
-                target = static_cast<int64_t>(pc) + 1 + in.imm;
-            if (target >= 0) impl->charge[pc] = static_cast<int32_t>(own - impl->credit[static_cast<std::size_t>(target)]);
-            else if (f == Form::EXIT) impl->charge[pc] = static_cast<int32_t>(own);
-        }
+        BudgetTables budget = budget_tables(*decoded);
+        impl->upto = std::move(budget.upto);
+        impl->credit = std::move(budget.credit);
+        impl->charge = std::move(budget.charge);
         // Execution must not run off the end: the last instruction has to be exit or a jump.
         {
             std::size_t last = n - 1;

@@ -97,10 +97,6 @@ std::size_t env_request_offset() {
     return off;
 }
 
-bool ends_region(Form f) {
-    return f == Form::JA || f == Form::JA32 || f == Form::EXIT || f == Form::CALL_LOCAL || f == Form::CALLX;
-}
-
 // Keeps the generator's buffer off executable pages: code is copied into its own mapping.
 struct HeapAllocator : Xbyak::Allocator {
     uint8_t* alloc(std::size_t size) override { return static_cast<uint8_t*>(std::malloc(size)); }
@@ -1171,38 +1167,12 @@ std::unique_ptr<Jit::Impl> build(const Program& prog, const HelperTable& helpers
     impl->engine = impl->interp->callback_engine();
     impl->ops = decoded->ops;
 
-    // Budget tables, as Interpreter::compile computes them.
+    // Budget tables, the interpreter's.
     const std::size_t n = prog.insns.size();
-    std::vector<uint32_t> region(n, 0), before(n + 1, 0);
-    uint32_t start = 0;
-    for (std::size_t pc = 0; pc < n; ++pc) {
-        region[pc] = start;
-        const Op op = impl->ops[pc];
-        before[pc + 1] = before[pc] + (op == Op::LddwHigh ? 0 : 1);
-        if (op == Op::LddwHigh) continue;
-        if (ends_region(op_info(op).form)) start = static_cast<uint32_t>(pc + 1);
-    }
-    impl->upto.assign(n, 0);
-    impl->credit.assign(n, 0);
-    for (std::size_t pc = 0; pc < n; ++pc) {
-        impl->upto[pc] = before[pc + 1] - before[region[pc]];
-        impl->credit[pc] = before[pc] - before[region[pc]];
-    }
-    impl->charge.assign(n, 0);
-    for (std::size_t pc = 0; pc < n; ++pc) {
-        const Op op = impl->ops[pc];
-        if (op == Op::LddwHigh) continue;
-        const Insn& in = prog.insns[pc];
-        const Form f = op_info(op).form;
-        const int64_t own = impl->upto[pc];
-        int64_t target = -1;
-        if (f == Form::JA || f == Form::JCOND_K || f == Form::JCOND_X || f == Form::MAY_GOTO)
-            target = static_cast<int64_t>(pc) + 1 + in.off;
-        else if (f == Form::JA32 || f == Form::CALL_LOCAL)
-            target = static_cast<int64_t>(pc) + 1 + in.imm;
-        if (target >= 0) impl->charge[pc] = static_cast<int32_t>(own - impl->credit[static_cast<std::size_t>(target)]);
-        else if (f == Form::EXIT) impl->charge[pc] = static_cast<int32_t>(own);
-    }
+    BudgetTables budget = budget_tables(*decoded);
+    impl->upto = std::move(budget.upto);
+    impl->credit = std::move(budget.credit);
+    impl->charge = std::move(budget.charge);
 
     // Generate into a heap buffer, then copy into a fresh mapping made read+exec (W^X).
     HeapAllocator alloc;

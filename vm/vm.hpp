@@ -105,6 +105,16 @@ struct DecodeOptions {
     std::string section;
 };
 
+// The instruction budget of a decoded program, shared by the interpreter and the JIT. Regions
+// of straight-line code end at jumps, calls and exits; a run is charged a region's instructions
+// when it leaves it (an lddw counts once), so both engines stop at the same pc.
+struct BudgetTables {
+    std::vector<int32_t> charge;    // charge of a taken branch / exit / call at pc
+    std::vector<uint32_t> upto;     // instructions from the start of pc's region through pc
+    std::vector<uint32_t> credit;   // instructions of pc's region before pc: credited when a jump lands on pc
+};
+BudgetTables budget_tables(const Decoded& d);
+
 // Validates every field of every instruction (RFC 9669 plus the Linux 6.18 extensions),
 // jump and call targets, and lddw pairs. Errors name the pc, opcode and the bad field.
 Result<Decoded> decode(std::span<const Insn> insns, const DecodeOptions& opts = {});
