@@ -122,8 +122,8 @@ namespace {
 bool is_ref(const std::string& v) { return v.size() > 1 && v[0] == '@' && v[1] != '@'; }
 std::string unescape_at(const std::string& v) { return v.starts_with("@@") ? v.substr(1) : v; }
 
-// Fields of a task or object by path: numbers, text (char arrays, char pointers; quote a
-// number meant as text) and "@name" pointers to other objects and tasks.
+// Fields by path (a task's, an object's, a step's context): numbers, text (char arrays, char
+// pointers; quote a number meant as text) and "@name" pointers to other objects and tasks.
 void read_object_fields(Reader& r, const YAML::Node& f, std::vector<std::pair<std::string, uint64_t>>& fields,
                         std::vector<std::pair<std::string, std::string>>& strings, std::vector<ScenarioRef>& refs) {
     if (!f.IsMap()) r.fail(f, "fields: expected path: value pairs");
@@ -395,19 +395,9 @@ Result<Scenario> load_scenario(const fs::path& file, const std::vector<fs::path>
                     }
                 }
             }
-            if (auto f = st["fields"]) {
-                if (!f.IsMap()) r.fail(f, "fields: expected name: value pairs");
-                for (const auto& kv : f) {
-                    // Numbers, or text for char arrays, __data_loc strings and string arguments
-                    // (quote a number to give it as text: "123").
-                    const std::string v = r.str(kv.second, "field value");
-                    const auto n = parse_integer(v);
-                    const bool quoted = kv.second.Tag() == "!";
-                    if (n && !quoted) step.ctx.fields.emplace_back(kv.first.Scalar(), *n);
-                    else if (is_ref(v)) step.ctx_refs.push_back({r.line(kv.second), kv.first.Scalar(), v.substr(1)});
-                    else step.ctx.strings.emplace_back(kv.first.Scalar(), unescape_at(v));
-                }
-            }
+            // Context fields: numbers, text (char arrays, __data_loc strings, string arguments;
+            // quote a number to give it as text: "123") and "@name" object addresses.
+            if (auto f = st["fields"]) read_object_fields(r, f, step.ctx.fields, step.ctx.strings, step.ctx_refs);
             if (auto c = st["ctx"]) {
                 auto b = parse_hex(r.str(c, "ctx"), "ctx");
                 if (!b) r.fail(c, b.error().message());
