@@ -103,6 +103,13 @@ std::optional<std::span<const uint8_t>> elf_section(const std::string& path, Inp
     std::size_t shstrndx = 0;
     if (elf_getshdrstrndx(elf, &shstrndx) != 0) file_error(ErrorCode::InvalidElf, path, fmt::format("no section name table: {}", elf_errmsg(-1)));
     pointer_size = gelf_getclass(elf) == ELFCLASS32 ? 4 : 8;
+    // libelf shows a truncated section header table as no sections at all: say so instead.
+    GElf_Ehdr eh;
+    if (!gelf_getehdr(elf, &eh)) file_error(ErrorCode::InvalidElf, path, fmt::format("cannot read the ELF header: {}", elf_errmsg(-1)));
+    const uint64_t shtab_end = eh.e_shoff + uint64_t(eh.e_shnum) * eh.e_shentsize;
+    if (eh.e_shnum && (eh.e_shoff > file.size() || shtab_end > file.size()))
+        file_error(ErrorCode::InvalidElf, path,
+                   fmt::format("section header table [{:#x}, +{} entries) lies outside the file ({} bytes): truncated?", eh.e_shoff, eh.e_shnum, file.size()));
     for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn; scn = elf_nextscn(elf, scn)) {
         GElf_Shdr sh;
         if (!gelf_getshdr(scn, &sh)) file_error(ErrorCode::InvalidElf, path, fmt::format("cannot read a section header: {}", elf_errmsg(-1)));

@@ -49,6 +49,11 @@ expect tp-rejected 1 "the verifier model rejects 'on_openat' at pc 0: invalid bp
 expect tp-bad-field 2 "has no field 'nosuch'; it has common_type" -- "$bpfsim" run "$tr" -p on_openat --field nosuch=1 --no-verify
 expect bad-number 2 "--arg: 'zz' is not a number" -- "$bpfsim" run "$tr" -p on_switch --arg zz
 expect too-many-args 2 "at most 6 arguments" -- "$bpfsim" run "$tr" -p on_unlinkat --arg 1 --arg 2 --arg 3 --arg 4 --arg 5 --arg 6 --arg 7
+# A truncated object: btf record and verify name the file and what is cut.
+head -c 700 "$tr" > "$tmp/trunc.o"
+expect btf-record-truncated 1 "trunc.o: section header table .* lies outside the file \(700 bytes\): truncated\?" -- \
+  "$bpfsim" btf record --from "$(dirname "$bpfsim")/corpus/vmlinux-6.18.44.btf" --for "$tmp/trunc.o" -o "$tmp/out.btf"
+expect verify-truncated 1 "trunc.o: section header table .* lies outside the file" -- "$bpfsim" verify "$tmp/trunc.o"
 expect write-ctx-rejected 1 "rejects 'write_regs' at pc 1: invalid bpf_context access off=80 size=8" -- "$bpfsim" run "$tr" -p write_regs
 expect write-ctx 2 "trap: .*write of 8 bytes" -- "$bpfsim" run "$tr" -p write_regs --no-verify
 expect kconfig-missing 1 "extern \(kcfg\) 'CONFIG_HZ': no value" -- "$bpfsim" run "$tr" -p read_kconfig
