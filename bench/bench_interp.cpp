@@ -153,13 +153,13 @@ void BM_interp(benchmark::State& state, const Kernel* k, vm::Dispatch dispatch) 
 }
 
 // The JIT (vm/jit.hpp), checked (bounds checks + budget) or unchecked.
-void BM_jit(benchmark::State& state, const Kernel* k, bool checked) {
+void BM_jit(benchmark::State& state, const Kernel* k, vm::JitOptions jo) {
     auto prog = corpus().program(k->name);
     if (!prog) {
         state.SkipWithError(prog.error().describe().c_str());
         return;
     }
-    auto jit = vm::Jit::compile(*prog, vm::HelperTable{}, vm::JitOptions{checked});
+    auto jit = vm::Jit::compile(*prog, vm::HelperTable{}, jo);
     auto interp = vm::Interpreter::compile(*prog, vm::HelperTable{});
     if (!jit || !interp) {
         state.SkipWithError((jit ? interp.error() : jit.error()).describe().c_str());
@@ -189,6 +189,107 @@ void BM_jit(benchmark::State& state, const Kernel* k, bool checked) {
     state.counters["insns"] = static_cast<double>(insns);
     state.counters["ns/insn"] = benchmark::Counter(static_cast<double>(insns) * static_cast<double>(state.iterations()),
                                                    benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+// Compile time: an empty program (the fixed cost), the kernels, and a synthetic 50,000-instruction
+// program (ALU, stack loads/stores and forward branches) for the cost per instruction.
+vm::Program empty_program() {
+    vm::Program p;
+    p.name = "empty";
+    p.insns = {vm::Insn{0xb7, 0, 0, 0, 2}, vm::Insn{0x95, 0, 0, 0, 0}};   // r0 = XDP_PASS; exit
+    return p;
+}
+
+vm::Program large_program(std::size_t n) {
+    vm::Program p;
+    p.name = "large";
+    uint64_t s = 11;
+    for (std::size_t pc = 0; pc + 1 < n; ++pc) {
+        const auto r = splitmix(s);
+        const auto dst = static_cast<uint8_t>(r % 10), src = static_cast<uint8_t>((r >> 8) % 10);
+        switch ((r >> 16) % 6) {
+        case 0: p.insns.push_back(vm::Insn{0x0f, dst, src, 0, 0}); break;                                  // r += r
+        case 1: p.insns.push_back(vm::Insn{0x07, dst, 0, 0, static_cast<int32_t>(r >> 32)}); break;        // r += imm
+        case 2: p.insns.push_back(vm::Insn{0x79, dst, 10, static_cast<int16_t>(-8 * (1 + (r >> 24) % 64)), 0}); break;   // ldxdw
+        case 3: p.insns.push_back(vm::Insn{0x7b, 10, src, static_cast<int16_t>(-8 * (1 + (r >> 24) % 64)), 0}); break;   // stxdw
+        case 4: p.insns.push_back(vm::Insn{0x2d, dst, src, static_cast<int16_t>(std::min<std::size_t>(n - pc - 2, 1 + (r >> 24) % 16)), 0}); break;
+        default: p.insns.push_back(vm::Insn{0xcc, dst, src, 0, 0}); break;                                 // w >>= w (arsh32)
+        }
+    }
+    p.insns.push_back(vm::Insn{0x95, 0, 0, 0, 0});
+    return p;
+}
+
+void BM_compile(benchmark::State& state, const Kernel* k) {
+    vm::Program prog;
+    if (k) {
+        auto p = corpus().program(k->name);
+        if (!p) {
+            state.SkipWithError(p.error().describe().c_str());
+            return;
+        }
+        prog = *p;
+    } else {
+        prog = empty_program();
+    }
+    for (auto _ : state) {
+        auto jit = vm::Jit::compile(prog, vm::HelperTable{}, vm::JitOptions{false});
+        benchmark::DoNotOptimize(jit);
+    }
+    state.counters["insns"] = static_cast<double>(prog.insns.size());
+}
+
+void BM_compile_large(benchmark::State& state) {
+    const vm::Program prog = large_program(50'000);
+    for (auto _ : state) {
+        auto jit = vm::Jit::compile(prog, vm::HelperTable{}, vm::JitOptions{false});
+        if (!jit) {
+            state.SkipWithError(jit.error().describe().c_str());
+            return;
+        }
+        benchmark::DoNotOptimize(jit);
+    }
+    state.counters["insns"] = static_cast<double>(prog.insns.size());
+}
+
+// Run overhead: an empty XDP program (r0 = XDP_PASS) on a 64-byte packet and its xdp_md,
+// both already in the memory map, as the kernel's BPF_PROG_TEST_RUN repeat loop measures it.
+struct EmptyXdp {
+    std::vector<uint8_t> packet = std::vector<uint8_t>(64);
+    std::array<uint32_t, 6> ctx{};
+    vm::Env env;
+    EmptyXdp() {
+        env.mem.add(packet.data(), packet.size(), vm::kReadWrite, vm::RegionKind::Packet, "packet");
+        env.mem.add(ctx.data(), sizeof(ctx), vm::kRead, vm::RegionKind::Ctx, "xdp_md");
+    }
+};
+
+void BM_empty_run(benchmark::State& state, bool checked) {
+    auto jit = vm::Jit::compile(empty_program(), vm::HelperTable{}, vm::JitOptions{checked});
+    if (!jit) {
+        state.SkipWithError(jit.error().describe().c_str());
+        return;
+    }
+    EmptyXdp x;
+    vm::RunOptions opts;
+    for (auto _ : state) {
+        auto r = jit->run(x.env, {reinterpret_cast<uint64_t>(x.ctx.data()), 0, 0, 0, 0}, opts);
+        benchmark::DoNotOptimize(r.r0);
+    }
+}
+
+void BM_empty_run_interp(benchmark::State& state) {
+    auto interp = vm::Interpreter::compile(empty_program(), vm::HelperTable{});
+    if (!interp) {
+        state.SkipWithError(interp.error().describe().c_str());
+        return;
+    }
+    EmptyXdp x;
+    vm::RunOptions opts;
+    for (auto _ : state) {
+        auto r = interp->run(x.env, {reinterpret_cast<uint64_t>(x.ctx.data()), 0, 0, 0, 0}, opts);
+        benchmark::DoNotOptimize(r.r0);
+    }
 }
 
 // Prints the usual console output, then a table of ratios from the same run.
@@ -243,9 +344,27 @@ int main(int argc, char** argv) {
         benchmark::RegisterBenchmark(fmt::format("native/{}", k.name).c_str(), BM_native, &k);
         benchmark::RegisterBenchmark(fmt::format("interp_threaded/{}", k.name).c_str(), BM_interp, &k, vm::Dispatch::Threaded);
         benchmark::RegisterBenchmark(fmt::format("interp_switch/{}", k.name).c_str(), BM_interp, &k, vm::Dispatch::Switch);
-        benchmark::RegisterBenchmark(fmt::format("jit_checked/{}", k.name).c_str(), BM_jit, &k, true);
-        benchmark::RegisterBenchmark(fmt::format("jit_unchecked/{}", k.name).c_str(), BM_jit, &k, false);
+        benchmark::RegisterBenchmark(fmt::format("jit_checked/{}", k.name).c_str(), BM_jit, &k, vm::JitOptions{true});
+        benchmark::RegisterBenchmark(fmt::format("jit_unchecked/{}", k.name).c_str(), BM_jit, &k, vm::JitOptions{false});
     }
+    // What each unchecked-mode optimisation gains on the parser, cumulatively (vm/jit.hpp).
+    const std::pair<const char*, uint32_t> steps[] = {
+        {"none", 0}, {"+lea", vm::kJitOptLea}, {"+movzx", vm::kJitOptLea | vm::kJitOptMovzx},
+        {"+be16", vm::kJitOptLea | vm::kJitOptMovzx | vm::kJitOptBe16},
+        {"+stackregs", vm::kJitOptLea | vm::kJitOptMovzx | vm::kJitOptBe16 | vm::kJitOptStackRegs},
+        {"+addr", vm::kJitOptLea | vm::kJitOptMovzx | vm::kJitOptBe16 | vm::kJitOptStackRegs | vm::kJitOptAddr},
+        {"+branch", vm::kJitOptLea | vm::kJitOptMovzx | vm::kJitOptBe16 | vm::kJitOptStackRegs | vm::kJitOptAddr | vm::kJitOptBranch}};
+    for (const auto& [name, mask] : steps) {
+        vm::JitOptions jo{false};
+        jo.optimize = mask;
+        benchmark::RegisterBenchmark(fmt::format("jit_steps/parser/{}", name).c_str(), BM_jit, &kKernels[3], jo);
+    }
+    benchmark::RegisterBenchmark("jit_compile/empty", BM_compile, static_cast<const Kernel*>(nullptr));
+    for (const auto& k : kKernels) benchmark::RegisterBenchmark(fmt::format("jit_compile/{}", k.name).c_str(), BM_compile, &k);
+    benchmark::RegisterBenchmark("jit_compile/synthetic_50k", BM_compile_large);
+    benchmark::RegisterBenchmark("jit_run/empty_xdp", BM_empty_run, true);
+    benchmark::RegisterBenchmark("jit_run/empty_xdp_unchecked", BM_empty_run, false);
+    benchmark::RegisterBenchmark("interp_run/empty_xdp", BM_empty_run_interp);
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
     RatioReporter reporter;

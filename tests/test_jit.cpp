@@ -214,7 +214,45 @@ struct Gen {
         return {mk(op, any_reg(), reg ? any_reg() : 0, off, reg ? 0 : imm())};
     }
 
-    std::vector<Insn> program(bool allow_oob) {
+    // Shapes the unchecked JIT folds (vm/jit.cpp "Optimisations"): lea, movzx, be16, address
+    // folding, inverted branches; random registers, so some are live and some dead afterwards.
+    Unit pattern_unit() {
+        const uint8_t a = data_reg(), b = data_reg(), c = data_reg();
+        switch (u(6)) {
+        case 0:
+            return {mk(Op::MOV64_REG, a, b, 0, 0), chance(50) ? mk(Op::ADD64_REG, a, chance(20) ? a : c, 0, 0) : mk(Op::ADD64_IMM, a, 0, 0, imm())};
+        case 1:
+            return {mk(chance(50) ? Op::MOV32_REG : Op::MOV64_REG, a, chance(20) ? a : b, 0, 0),
+                    mk(chance(50) ? Op::AND32_IMM : Op::AND64_IMM, a, 0, 0, chance(50) ? 0xff : 0xffff)};
+        case 2: {   // be16 from the buffer at r1
+            const auto o = static_cast<int16_t>(u(62));
+            const bool hi_first = chance(70);
+            const Insn lo = mk(Op::LDX_B, a, 1, static_cast<int16_t>(o + 1), 0), hi = mk(Op::LDX_B, b, 1, o, 0);
+            return {hi_first ? lo : hi, hi_first ? hi : lo, mk(chance(50) ? Op::LSH32_IMM : Op::LSH64_IMM, b, 0, 0, 8),
+                    mk(chance(50) ? Op::OR32_REG : Op::OR64_REG, b, a, 0, 0)};
+        }
+        case 3: {   // rS = r1; rS += rK; load [rS + off] inside the buffer
+            static const Op loads[] = {Op::LDX_B, Op::LDX_H, Op::LDX_W, Op::LDX_DW};
+            const Op l = loads[u(4)];
+            const unsigned size = code::mem_size(op_info(l).code);
+            const auto k = static_cast<int32_t>(u(64 - size + 1));
+            const uint8_t s_ = a == 1 ? 2 : a, kr = b == s_ || b == 1 ? (s_ == 3 ? 4 : 3) : b;
+            return {mk(Op::MOV64_IMM, kr, 0, 0, k), mk(Op::MOV64_REG, s_, 1, 0, 0), mk(Op::ADD64_REG, s_, kr, 0, 0),
+                    mk(l, chance(40) ? s_ : c, s_, 0, 0)};
+        }
+        case 4: {   // if (cond) goto +1; goto +2; (two instructions skipped or not)
+            Unit j = jump_unit(1);
+            j.push_back(mk(Op::JA, 0, 0, 2, 0));
+            j.push_back(alu_unit()[0]);
+            j.push_back(alu_unit()[0]);
+            return j;
+        }
+        default:
+            return alu_unit();
+        }
+    }
+
+    std::vector<Insn> program(bool allow_oob, bool patterns = false) {
         std::vector<Unit> units;
         // Initial values: r0, r2-r8 random 64-bit constants.
         for (uint8_t r : kData) {
@@ -228,7 +266,8 @@ struct Gen {
         std::vector<std::pair<std::size_t, std::size_t>> fwd;   // unit index of a jump, target unit
         for (unsigned i = 0; i < n; ++i) {
             const unsigned k = static_cast<unsigned>(u(100));
-            if (k < 45) units.push_back(alu_unit());
+            if (patterns && chance(40)) units.push_back(pattern_unit());
+            else if (k < 45) units.push_back(alu_unit());
             else if (k < 70) units.push_back(mem_unit(allow_oob));
             else if (k < 80) {
                 fwd.emplace_back(units.size(), 0);
@@ -386,6 +425,84 @@ TEST_CASE("jit: unchecked mode computes the same results for programs that stay 
         CHECK(b.j.insns == 0);
     }
     CHECK(ran > 300);
+}
+
+TEST_CASE("jit: unchecked-mode optimisations keep the interpreter's results", "[jit]") {
+    // Programs full of the folded shapes, with jumps landing anywhere (so some shapes must not
+    // be folded): each optimisation alone and all together against the interpreter.
+    const HelperTable helpers = test_helpers();
+    const uint32_t masks[] = {kJitOptLea, kJitOptMovzx, kJitOptBe16, kJitOptStackRegs, kJitOptAddr, kJitOptBranch, ~0u};
+    unsigned ran = 0;
+    for (unsigned seed = 1; seed <= 1500; ++seed) {
+        Gen g(seed * 104729);
+        const auto prog = g.program(false, true);
+        std::vector<uint8_t> mem(64);
+        for (auto& b : mem) b = static_cast<uint8_t>(g.rng());
+        const Both ref = run_both(prog, mem, helpers, 1'000'000);
+        if (ref.ierr || ref.i.trap) continue;
+        ++ran;
+        for (const uint32_t m : masks) {
+            JitOptions jo{false};
+            jo.optimize = m;
+            const Both b = run_both(prog, mem, helpers, 0, jo);
+            INFO("seed " << seed << " optimisations " << m << "\n" << disassemble_program(prog));
+            REQUIRE(!b.j.trap);
+            REQUIRE(b.i.r0 == b.j.r0);
+            REQUIRE(b.imem == b.jmem);
+        }
+    }
+    CHECK(ran > 700);
+}
+
+TEST_CASE("jit: a rotated register mapping gives the same results", "[jit]") {
+    // Every BPF register moved to another x86 register: code that assumes r0 is rax, r1..r5 are
+    // the argument registers or r10 is rbp shows up here. Checked mode: random programs with
+    // helpers, calls, atomics, traps and budgets; unchecked mode: the optimised shapes.
+    const HelperTable helpers = test_helpers();
+    for (unsigned rot = 1; rot < kNumRegs; ++rot) {
+        JitOptions checked{true};
+        checked.rotate = rot;
+        for (unsigned seed = 1; seed <= 300; ++seed) {
+            Gen g(seed + 1000 * rot);
+            const auto prog = g.program(true, seed % 2 == 0);
+            std::vector<uint8_t> mem(64);
+            for (auto& b : mem) b = static_cast<uint8_t>(g.rng());
+            const uint64_t budget = g.chance(20) ? 5 + g.u(200) : 1'000'000;
+            const Both b = run_both(prog, mem, helpers, budget, checked);
+            INFO("rotation " << rot << " seed " << seed << "\n" << disassemble_program(prog));
+            REQUIRE(!b.ierr);
+            REQUIRE(differences(b) == "");
+            JitOptions unchecked{false};
+            unchecked.rotate = rot;
+            if (b.i.trap) continue;
+            const Both u = run_both(prog, mem, helpers, 0, unchecked);
+            REQUIRE(!u.j.trap);
+            REQUIRE(u.i.r0 == u.j.r0);
+            REQUIRE(u.imem == u.jmem);
+        }
+    }
+    // And the conformance suite under one rotation (helpers, lddw, div/mod, shifts by r4/rcx).
+    const std::filesystem::path dir = BPFSIM_SHARED_DIR "/conformance";
+    std::size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+        if (e.path().extension() != ".data") continue;
+        auto c = harness::parse_conformance(e.path());
+        REQUIRE(c.ok());
+        std::vector<Insn> insns;
+        if (!c->asm_text.empty())
+            if (auto a = assemble(c->asm_text, c->file)) insns = *a;
+        if (insns.empty())
+            for (uint64_t w : c->raw) insns.push_back(Insn::from_raw(w));
+        if (insns.empty()) continue;
+        for (unsigned rot : {3u, 7u}) {
+            JitOptions jo{true};
+            jo.rotate = rot;
+            INFO(e.path().filename().string() << " rotation " << rot);
+            CHECK(differences(run_both(insns, c->mem, conformance_helpers(), 1'000'000, jo), true) == "");
+        }
+        ++n;
+    }
+    CHECK(n >= 300);
 }
 
 TEST_CASE("jit: memory faults trap at the interpreter's pc with its message", "[jit]") {

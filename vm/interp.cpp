@@ -111,6 +111,7 @@ struct Interpreter::Impl {
     Program prog;
     HelperTable helpers;
     std::vector<Op> ops;
+    std::vector<Op> decoded_ops;       // as decode() gave them (ops has lddw of functions rewritten)
     std::vector<Slot> threaded;        // labels filled from execute<true>
     std::vector<Slot> switched;        // Op values
     std::vector<int32_t> charge;       // budget charge of a taken branch / exit / call, per pc
@@ -405,6 +406,7 @@ Result<Interpreter> Interpreter::compile(const Program& prog, const HelperTable&
         impl->prog = prog;
         impl->helpers = helpers;
         impl->ops = decoded->ops;
+        impl->decoded_ops = decoded->ops;
         const std::size_t n = prog.insns.size();
         auto where = [&](std::size_t pc) {
             Location loc{prog.file, dopts.section, pc, std::nullopt, prog.source_line(pc)};
@@ -521,6 +523,8 @@ RunResult Interpreter::run(Env& env, std::array<uint64_t, 5> args, const RunOpti
 }
 
 const Program& Interpreter::program() const { return impl_->prog; }
+std::span<const Op> Interpreter::ops() const { return impl_->decoded_ops; }
+BudgetTables Interpreter::budget() const { return BudgetTables{impl_->charge, impl_->upto, impl_->credit}; }
 
 Interpreter::Interpreter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Interpreter::Interpreter(Interpreter&&) noexcept = default;

@@ -31,6 +31,7 @@
 #include <xbyak/xbyak.h>
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstring>
 #include <deque>
@@ -68,7 +69,7 @@ struct Ctx {
     uint32_t pad;
     uint64_t entry_rsp;
     uint64_t r0;
-    uint64_t save[5];             // r1..r5 around a helper call
+    uint64_t save[10];            // r1..r10 (those in caller-saved registers) around a helper call
     uint64_t r10;                 // r10 at a helper call (Env::site)
     HelperFn fn;                  // the helper to call
     uint64_t tmp;
@@ -118,6 +119,16 @@ struct Jit::Impl {
     uint8_t* code = nullptr;
     std::size_t code_len = 0, code_used = 0;
     std::vector<uint64_t> pc_addr;
+    uint64_t entry_addr = 0;             // where a run or a tail call enters (before pc 0)
+    // Unchecked-mode analysis (see "Optimisations"): registers live after each pc, jump
+    // targets, and the stack slots (offsets from r10) kept in registers.
+    std::vector<uint16_t> live_out;
+    std::vector<uint8_t> target;
+    std::vector<int16_t> slots;
+    // Bytes below r10 a run must zero: the deepest constant r10 offset the program uses, or the
+    // whole frame when r10 escapes into other registers, there are frames or helper calls (a
+    // tail call continues in the same frame).
+    unsigned stack_zero = kStackSize;
     const Impl* root = nullptr;
     mutable std::mutex tail_mu;
     mutable std::map<const Interpreter*, std::unique_ptr<Impl>> tails;
@@ -281,7 +292,7 @@ uint64_t cb_request(Ctx* c, uint64_t pc, uint64_t charged) {
                 budget_trap(c, 0);
                 return 0;
             }
-            return t->pc_addr[0];
+            return t->entry_addr;
         }
         env.request = Request::None;
         record_trap(c, TrapKind::Helper, pc, true, fmt::format("pc {}: helper {} failed: {}", pc, c->helper_id, env.request_message));
@@ -364,16 +375,37 @@ enum Cond { EQ, NE, UGT, UGE, ULT, ULE, SGT, SGE, SLT, SLE, SET };
 struct Emitter : CodeGenerator {
     const Jit::Impl& P;
     const bool checked;
-    Reg64 R[11];
-    std::deque<Label> pcl;
+    Reg64 R[kNumRegs];
+    const Reg64 S[3] = {r9, r10, r11};   // promoted stack slots (unchecked mode), P.slots order
+    std::deque<Label> pcl;                 // bound at jump targets only
+    std::vector<std::size_t> pc_off;       // code offset of each pc
     std::deque<Label> extra;
     std::map<std::pair<std::size_t, uint32_t>, Label*> traps;
     std::vector<std::function<void()>> deferred;
-    Label L_done, L_finish, L_common_trap, L_callc, L_return;
+    Label L_entry, L_done, L_finish, L_common_trap, L_callc, L_return;
 
     Emitter(const Jit::Impl& p, std::size_t size, Allocator* alloc)
-        : CodeGenerator(size, nullptr, alloc), P(p), checked(p.opts.checked),
-          R{rax, rdi, rsi, rdx, rcx, r8, rbx, r13, r14, r15, rbp} {}
+        : CodeGenerator(size, nullptr, alloc), P(p), checked(p.opts.checked) {
+        const Reg64 base[kNumRegs] = {rax, rdi, rsi, rdx, rcx, r8, rbx, r13, r14, r15, rbp};
+        for (unsigned i = 0; i < kNumRegs; ++i) R[i] = base[(i + p.opts.rotate) % kNumRegs];
+    }
+
+    bool caller_saved(const Reg64& r) const {
+        return r == rax || r == rdi || r == rsi || r == rdx || r == rcx || r == r8;
+    }
+    bool opt(uint32_t bit) const { return !checked && (P.opts.optimize & bit); }
+
+    int slot_of(int16_t off) const {
+        for (std::size_t k = 0; k < P.slots.size(); ++k)
+            if (P.slots[k] == off) return static_cast<int>(k);
+        return -1;
+    }
+    void spill() {
+        for (std::size_t k = 0; k < P.slots.size(); ++k) mov(qword[R[10] + P.slots[k]], S[k]);
+    }
+    void reload() {
+        for (std::size_t k = 0; k < P.slots.size(); ++k) mov(S[k], qword[R[10] + P.slots[k]]);
+    }
 
     Label& fresh() { return extra.emplace_back(); }
 
@@ -427,7 +459,8 @@ struct Emitter : CodeGenerator {
         }
     }
 
-    void cond_jump(std::size_t pc, const Insn& in, Cond c, bool is64, bool reg) {
+    // invert_to: jump to that pc when the condition is false instead (branch folding).
+    void cond_jump(std::size_t pc, const Insn& in, Cond c, bool is64, bool reg, std::size_t invert_to = SIZE_MAX) {
         const Reg64& d = R[in.dst];
         if (c == SET) {
             if (reg) is64 ? test(d, R[in.src]) : test(d.cvt32(), R[in.src].cvt32());
@@ -437,6 +470,10 @@ struct Emitter : CodeGenerator {
             else is64 ? cmp(d, in.imm) : cmp(d.cvt32(), in.imm);
         }
         const std::size_t target = pc + 1 + in.off;
+        if (invert_to != SIZE_MAX) {
+            jcc(c, pcl[invert_to], true);
+            return;
+        }
         if (!checked) {
             jcc(c, pcl[target], false);
             return;
@@ -454,7 +491,7 @@ struct Emitter : CodeGenerator {
             lea(r10, ptr[base + off]);
             return RegExp(r10);
         }
-        const bool in_frame = base == rbp && off >= -static_cast<int>(kStackSize) && off + static_cast<int>(size) <= 0;
+        const bool in_frame = base == R[10] && off >= -static_cast<int>(kStackSize) && off + static_cast<int>(size) <= 0;
         if (in_frame && !need_reg) return base + off;
         lea(r10, ptr[base + off]);
         if (in_frame) return RegExp(r10);
@@ -508,29 +545,30 @@ struct Emitter : CodeGenerator {
     void push_frame(const Label& ret) {
         inc(dword[r12 + CTX(depth)]);
         lea(r11, ptr[rip + ret]);
-        push(rbx);
-        push(r13);
-        push(r14);
-        push(r15);
-        push(rbp);
+        for (unsigned i = 6; i <= 10; ++i) push(R[i]);
         push(qword[r12 + CTX(loops)]);
         push(qword[r12 + CTX(cur)]);
         push(r11);
-        sub(rbp, kStackSize);
+        sub(R[10], kStackSize);
         mov(qword[r12 + CTX(loops)], static_cast<uint32_t>(kMayGotoLoops));
-        mov(r10, rbp);
+        mov(r10, R[10]);
         mov(r9d, 1);
         call_c(cb_frame);
     }
 
     // fn static (CALL_HELPER) or already in ctx.fn (callx); charged: callx charged its region.
     void helper_call(std::size_t pc, HelperFn fn, bool charged) {
-        mov(qword[r12 + CTX(save) + 0], rdi);
-        mov(qword[r12 + CTX(save) + 8], rsi);
-        mov(qword[r12 + CTX(save) + 16], rdx);
-        mov(qword[r12 + CTX(save) + 24], rcx);
-        mov(qword[r12 + CTX(save) + 32], r8);
-        mov(qword[r12 + CTX(r10)], rbp);
+        // BPF r1..r10 in caller-saved registers are saved (r1..r5 keep their values, as in the
+        // interpreter); the arguments go to the SysV registers; r0 receives the result.
+        for (unsigned i = 1; i < kNumRegs; ++i)
+            if (caller_saved(R[i])) mov(qword[r12 + CTX(save) + 8 * (i - 1)], R[i]);
+        static const Reg64 argreg[5] = {rdi, rsi, rdx, rcx, r8};
+        for (unsigned k = 0; k < 5; ++k) {
+            if (R[k + 1] == argreg[k]) continue;
+            if (caller_saved(R[k + 1])) mov(argreg[k], qword[r12 + CTX(save) + 8 * k]);
+            else mov(argreg[k], R[k + 1]);
+        }
+        mov(qword[r12 + CTX(r10)], R[10]);
         if (fn) {
             mov(r11, reinterpret_cast<uint64_t>(fn));
             mov(qword[r12 + CTX(fn)], r11);
@@ -538,25 +576,24 @@ struct Emitter : CodeGenerator {
         mov(r9, r12);
         mov(r11, reinterpret_cast<uint64_t>(&helper_trampoline));
         call(r11);
-        mov(rdi, qword[r12 + CTX(save) + 0]);
-        mov(rsi, qword[r12 + CTX(save) + 8]);
-        mov(rdx, qword[r12 + CTX(save) + 16]);
-        mov(rcx, qword[r12 + CTX(save) + 24]);
-        mov(r8, qword[r12 + CTX(save) + 32]);
+        if (R[0] != rax) mov(r11, rax);
+        for (unsigned i = 1; i < kNumRegs; ++i)
+            if (caller_saved(R[i])) mov(R[i], qword[r12 + CTX(save) + 8 * (i - 1)]);
+        if (R[0] != rax) mov(R[0], r11);
         mov(r11, qword[r12 + CTX(env)]);
         cmp(byte[r11 + static_cast<uint32_t>(env_request_offset())], 0);
         Label& req = fresh();
         jne(req, T_NEAR);
         deferred.push_back([this, &req, pc, charged] {
             L(req);
-            mov(qword[r12 + CTX(r0)], rax);
+            mov(qword[r12 + CTX(r0)], R[0]);
             mov(r10d, static_cast<uint32_t>(pc));
             mov(r9d, charged ? 1 : 0);
             call_c(cb_request);
             test(r11, r11);
             jz(L_done, T_NEAR);
-            mov(rdi, qword[r12 + CTX(tmp)]);
-            mov(rax, qword[r12 + CTX(r0)]);
+            mov(R[1], qword[r12 + CTX(tmp)]);
+            mov(R[0], qword[r12 + CTX(r0)]);
             jmp(r11);
         });
     }
@@ -580,23 +617,23 @@ struct Emitter : CodeGenerator {
             else if (!is64) mov(d.cvt32(), d.cvt32());
             return;
         }
-        if (in.src == 4) {
-            if (is64) op(d, true, 0);
+        // The count goes to cl by swapping rcx with the source (no scratch register: they may
+        // hold stack slots); the destination is wherever its value is after the swap.
+        const Reg64& sr = R[in.src];
+        auto apply = [&](const Reg64& t) {
+            if (is64) op(t, true, 0);
             else {
-                op(d.cvt32(), true, 0);
-                mov(d.cvt32(), d.cvt32());
+                op(t.cvt32(), true, 0);
+                mov(t.cvt32(), t.cvt32());   // a count of 0 leaves the upper half: clear it
             }
+        };
+        if (sr == rcx) {
+            apply(d);
             return;
         }
-        mov(r11, rcx);
-        mov(ecx, R[in.src].cvt32());
-        const Reg64& t = in.dst == 4 ? r11 : d;
-        if (is64) op(t, true, 0);
-        else {
-            op(t.cvt32(), true, 0);
-            mov(t.cvt32(), t.cvt32());
-        }
-        mov(rcx, r11);
+        xchg(rcx, sr);
+        apply(d == rcx ? sr : d == sr ? rcx : d);
+        xchg(rcx, sr);
     }
 
     void divmod(bool is64, bool sign, bool mod, const Insn& in, bool reg) {
@@ -605,7 +642,7 @@ struct Emitter : CodeGenerator {
         if (reg) mov(r11, R[in.src]);
         else if (is64) mov(r11, static_cast<uint64_t>(static_cast<int64_t>(in.imm)));
         else mov(r11d, static_cast<uint32_t>(in.imm));
-        if (in.dst != 0) mov(rax, R[in.dst]);
+        if (R[in.dst] != rax) mov(rax, R[in.dst]);
         Label &zero = fresh(), &m1 = fresh(), &join = fresh();
         if (is64) test(r11, r11);
         else test(r11d, r11d);
@@ -683,9 +720,9 @@ struct Emitter : CodeGenerator {
             else mov(s.cvt32(), r11d);
             return;
         }
-        // cmpxchg loop; rax (r0) is saved in r9 and the operand read from there if src is r0.
+        // cmpxchg loop; rax is saved in r9 and the operand read from there if src lives in rax.
         mov(r9, rax);
-        const Reg64& operand = in.src == 0 ? r9 : s;
+        const Reg64& operand = s == rax ? r9 : s;
         mov(sreg(rax), M);
         Label& retry = fresh();
         L(retry);
@@ -701,10 +738,15 @@ struct Emitter : CodeGenerator {
         jne(retry, T_NEAR);
         if (is64) mov(s, rax);
         else mov(s.cvt32(), eax);
-        if (in.src != 0) mov(rax, r9);
+        if (s != rax) mov(rax, r9);
     }
 
     void load(std::size_t pc, const Insn& in, unsigned size, bool sx) {
+        if (size == 8 && in.src == 10 && !P.slots.empty())
+            if (const int k = slot_of(in.off); k >= 0) {
+                mov(R[in.dst], S[k]);
+                return;
+            }
         const RegExp a = address(pc, R[in.src], in.off, size, kRead);
         const Reg64& d = R[in.dst];
         switch (size) {
@@ -716,6 +758,12 @@ struct Emitter : CodeGenerator {
     }
 
     void store(std::size_t pc, const Insn& in, unsigned size, bool reg) {
+        if (size == 8 && in.dst == 10 && !P.slots.empty())
+            if (const int k = slot_of(in.off); k >= 0) {
+                if (reg) mov(S[k], R[in.src]);
+                else mov(S[k], static_cast<uint64_t>(static_cast<int64_t>(in.imm)));
+                return;
+            }
         const RegExp a = address(pc, R[in.dst], in.off, size, kWrite);
         if (reg) {
             const Reg64& s = R[in.src];
@@ -747,7 +795,7 @@ struct Emitter : CodeGenerator {
         call_c(cb_ldpkt);
         test(r11, r11);
         jnz(L_done, T_NEAR);
-        mov(rax, qword[r12 + CTX(tmp)]);
+        mov(R[0], qword[r12 + CTX(tmp)]);
     }
 
     void alu(const Insn& in, int kind, bool is64, bool reg) {   // 0 add 1 sub 2 mul 3 or 4 and 5 xor 6 mov
@@ -781,12 +829,120 @@ struct Emitter : CodeGenerator {
         }
     }
 
+    // Whether op leaves r9-r11 alone and calls nothing: promoted slots can stay in registers.
+    static bool clean(Op op, const Insn& in) {
+        switch (op_info(op).form) {
+        case Form::ALU_K:
+        case Form::ALU_X: {
+            const uint8_t k = in.code & 0xf0;
+            return k != 0x30 && k != 0x90;   // div, mod
+        }
+        case Form::NEG: case Form::MOVSX: case Form::END: case Form::JA: case Form::JA32:
+        case Form::JCOND_K: case Form::JCOND_X: case Form::MAY_GOTO: case Form::LDX: case Form::LDXS:
+        case Form::ST: case Form::STX:
+            return true;
+        case Form::LDDW: return op == Op::LDDW;
+        default: return false;
+        }
+    }
+
+    // ── Optimisations (unchecked mode) ──
+    // Patterns of clang's BPF output that one or two x86 instructions do. A pattern spans
+    // instructions no jump lands inside of. Returns the instructions consumed (0: none).
+    std::size_t fuse(std::size_t pc) {
+        if (checked) return 0;
+        const std::size_t n = P.ops.size();
+        const auto& I = P.prog.insns;
+        auto op = [&](std::size_t q) { return q < n ? P.ops[q] : Op::Invalid; };
+        auto inside = [&](std::size_t q) { return q < n && !P.target[q]; };
+        const Insn& a = I[pc];
+        // if (cond) goto +1; goto L  ->  if (!cond) goto L
+        if (opt(kJitOptBranch) && a.off == 1 && inside(pc + 1) && (op(pc + 1) == Op::JA || op(pc + 1) == Op::JA32)) {
+            const Form f = op_info(op(pc)).form;
+            if (f == Form::JCOND_K || f == Form::JCOND_X) {
+                const Insn& j = I[pc + 1];
+                const std::size_t to = pc + 2 + static_cast<std::size_t>(op(pc + 1) == Op::JA ? j.off : j.imm);
+                static const Cond conds[] = {EQ, NE, UGT, UGE, ULT, ULE, SGT, SGE, SLT, SLE, SET};
+                const std::string_view sym = op_info(op(pc)).name;
+                const std::size_t k = sym.starts_with("JEQ") ? 0 : sym.starts_with("JNE") ? 1 : sym.starts_with("JGT") ? 2 :
+                                      sym.starts_with("JGE") ? 3 : sym.starts_with("JLT") ? 4 : sym.starts_with("JLE") ? 5 :
+                                      sym.starts_with("JSGT") ? 6 : sym.starts_with("JSGE") ? 7 : sym.starts_with("JSLT") ? 8 :
+                                      sym.starts_with("JSLE") ? 9 : sym.starts_with("JSET") ? 10 : 11;
+                if (k < 11) {
+                    cond_jump(pc, a, conds[k], sym.find("64") != std::string_view::npos, f == Form::JCOND_X, to);
+                    return 2;
+                }
+            }
+        }
+        // rS = rB; rS += rC; dst = *(size *)(rS + o), rS dead after  ->  load from [rB + rC + o]
+        if (opt(kJitOptAddr) && op(pc) == Op::MOV64_REG && a.dst != a.src && op(pc + 1) == Op::ADD64_REG && inside(pc + 1) &&
+            inside(pc + 2) && I[pc + 1].dst == a.dst) {
+            const Op l = op(pc + 2);
+            const Insn& ld = I[pc + 2];
+            const uint8_t s_ = a.dst;
+            if ((l == Op::LDX_B || l == Op::LDX_H || l == Op::LDX_W || l == Op::LDX_DW) && ld.src == s_ &&
+                (ld.dst == s_ || !(P.live_out[pc + 2] & (1u << s_)))) {
+                const Reg64& b = R[a.src];
+                const Reg64& c = R[I[pc + 1].src == s_ ? a.src : I[pc + 1].src];
+                const Reg64& d = R[ld.dst];
+                const RegExp m = b + c + ld.off;
+                switch (l) {
+                case Op::LDX_B: movzx(d.cvt32(), byte[m]); break;
+                case Op::LDX_H: movzx(d.cvt32(), word[m]); break;
+                case Op::LDX_W: mov(d.cvt32(), dword[m]); break;
+                default: mov(d, qword[m]); break;
+                }
+                return 3;
+            }
+        }
+        // rA = rB; rA += rC | imm  ->  lea rA, [rB + rC | imm]
+        if (opt(kJitOptLea) && op(pc) == Op::MOV64_REG && a.dst != a.src && inside(pc + 1) && I[pc + 1].dst == a.dst) {
+            const Insn& b = I[pc + 1];
+            if (op(pc + 1) == Op::ADD64_REG) {
+                lea(R[a.dst], ptr[R[a.src] + R[b.src == a.dst ? a.src : b.src]]);
+                return 2;
+            }
+            if (op(pc + 1) == Op::ADD64_IMM) {
+                lea(R[a.dst], ptr[R[a.src] + b.imm]);
+                return 2;
+            }
+        }
+        // wA = wB; wA &= 0xff | 0xffff  ->  movzx
+        if (opt(kJitOptMovzx) && (op(pc) == Op::MOV32_REG || op(pc) == Op::MOV64_REG) && inside(pc + 1) &&
+            (op(pc + 1) == Op::AND32_IMM || op(pc + 1) == Op::AND64_IMM) && I[pc + 1].dst == a.dst &&
+            (I[pc + 1].imm == 0xff || I[pc + 1].imm == 0xffff)) {
+            if (I[pc + 1].imm == 0xff) movzx(R[a.dst].cvt32(), R[a.src].cvt8());
+            else movzx(R[a.dst].cvt32(), R[a.src].cvt16());
+            return 2;
+        }
+        // be16: x = *(u8 *)(rB + o + 1); y = *(u8 *)(rB + o); y <<= 8; y |= x, with x dead after
+        // ->  movzx y, word [rB + o]; rol y16, 8
+        if (opt(kJitOptBe16) && op(pc) == Op::LDX_B && op(pc + 1) == Op::LDX_B && inside(pc + 1) && inside(pc + 2) &&
+            inside(pc + 3) && (op(pc + 2) == Op::LSH32_IMM || op(pc + 2) == Op::LSH64_IMM) &&
+            (op(pc + 3) == Op::OR32_REG || op(pc + 3) == Op::OR64_REG)) {
+            const Insn& b = I[pc + 1];
+            const Insn& sh = I[pc + 2];
+            const Insn& o = I[pc + 3];
+            // y is the one shifted; either load may come first.
+            const Insn& y = sh.dst == a.dst ? a : b;
+            const Insn& x = sh.dst == a.dst ? b : a;
+            if (a.src == b.src && sh.imm == 8 && sh.dst == y.dst && o.dst == y.dst && o.src == x.dst && x.dst != y.dst &&
+                x.dst != a.src && y.dst != a.src && x.off == y.off + 1 && !(P.live_out[pc + 3] & (1u << x.dst))) {
+                movzx(R[y.dst].cvt32(), word[R[a.src] + y.off]);
+                rol(R[y.dst].cvt16(), 8);
+                return 4;
+            }
+        }
+        return 0;
+    }
+
     // Emits the instruction at pc; with probe set only says whether op has an emitter.
     bool emit(std::size_t pc, Op op, bool probe);
 
     void generate() {
         const std::size_t n = P.prog.insns.size();
         pcl.resize(n);
+        pc_off.assign(n, 0);
         // Prologue: void enter(Ctx* rdi, code address rsi).
         push(rbx);
         push(rbp);
@@ -798,28 +954,34 @@ struct Emitter : CodeGenerator {
         mov(r12, rdi);
         mov(qword[r12 + CTX(entry_rsp)], rsp);
         mov(r11, rsi);
-        mov(rdi, qword[r12 + CTX(args) + 0]);
-        mov(rsi, qword[r12 + CTX(args) + 8]);
-        mov(rdx, qword[r12 + CTX(args) + 16]);
-        mov(rcx, qword[r12 + CTX(args) + 24]);
-        mov(r8, qword[r12 + CTX(args) + 32]);
-        mov(rbp, qword[r12 + CTX(r10)]);
-        xor_(eax, eax);
-        xor_(ebx, ebx);
-        xor_(r13d, r13d);
-        xor_(r14d, r14d);
-        xor_(r15d, r15d);
+        for (unsigned i = 1; i <= 5; ++i) mov(R[i], qword[r12 + CTX(args) + 8 * (i - 1)]);
+        mov(R[10], qword[r12 + CTX(r10)]);
+        for (unsigned i : {0u, 6u, 7u, 8u, 9u}) xor_(R[i].cvt32(), R[i].cvt32());
         jmp(r11);
 
+        // A run or a tail call enters here: promoted stack slots come from the stack.
+        L(L_entry);
+        reload();
         for (std::size_t pc = 0; pc < n; ++pc) {
-            L(pcl[pc]);
-            if (P.ops[pc] == Op::LddwHigh) continue;
-            emit(pc, P.ops[pc], false);
+            // Labels cost a hash-map entry each: only jump targets get one.
+            if (P.target[pc]) L(pcl[pc]);
+            pc_off[pc] = getSize();
+            const Op op = P.ops[pc];
+            if (op == Op::LddwHigh) continue;
+            if (const std::size_t k = fuse(pc)) {   // the pcs inside start where the pattern does
+                for (std::size_t q = pc + 1; q < pc + k; ++q) pc_off[q] = pc_off[pc];
+                pc += k - 1;
+                continue;
+            }
+            const bool wrap = !P.slots.empty() && !clean(op, P.prog.insns[pc]);
+            if (wrap) spill();
+            emit(pc, op, false);
+            if (wrap && op != Op::EXIT && op != Op::CALL_KFUNC) reload();
         }
 
         // Shared tails.
         L(L_finish);
-        mov(qword[r12 + CTX(r0)], rax);
+        mov(qword[r12 + CTX(r0)], R[0]);
         L(L_done);
         mov(rsp, qword[r12 + CTX(entry_rsp)]);
         add(rsp, 8);
@@ -869,14 +1031,10 @@ struct Emitter : CodeGenerator {
         pop(r11);
         pop(qword[r12 + CTX(cur)]);
         pop(qword[r12 + CTX(loops)]);
-        pop(rbp);
-        pop(r15);
-        pop(r14);
-        pop(r13);
-        pop(rbx);
+        for (unsigned i = 10; i >= 6; --i) pop(R[i]);
         push(r11);
         sub(rsp, 8);
-        mov(r10, rbp);
+        mov(r10, R[10]);
         xor_(r9d, r9d);
         call_c(cb_frame);
         add(rsp, 8);
@@ -1101,11 +1259,22 @@ bool Emitter::emit(std::size_t pc, Op op, bool probe) {
             const bool is64 = op == Op::ATOMIC_CMPXCHG64;
             address(pc, d, in.off, is64 ? 8 : 4, kReadWrite, true);
             align_check(pc, is64 ? 8 : 4);
+            // The comparand and result is r0, which cmpxchg wants in rax.
+            const bool moved = R[0] != rax;
+            if (moved) {
+                mov(r9, rax);
+                mov(rax, R[0]);
+            }
+            const Reg64& v = moved && s == rax ? r9 : s;
             lock();
-            if (is64) cmpxchg(qword[r10], s);
+            if (is64) cmpxchg(qword[r10], v);
             else {
-                cmpxchg(dword[r10], s.cvt32());
+                cmpxchg(dword[r10], v.cvt32());
                 mov(eax, eax);
+            }
+            if (moved) {
+                mov(R[0], rax);
+                mov(rax, r9);
             }
         }
         return true;
@@ -1152,12 +1321,145 @@ bool Emitter::emit(std::size_t pc, Op op, bool probe) {
 
 // ───────────────────────────────── compile ─────────────────────────────────
 
+namespace {
+
+// Registers an instruction reads and writes, for the liveness the be16 pattern needs. Anything
+// unusual (calls, exits, atomics, legacy packet loads) reads every register: never wrong.
+void uses_defs(Op op, const Insn& in, uint16_t& use, uint16_t& def) {
+    constexpr uint16_t all = (1u << kNumRegs) - 1;
+    const uint16_t d = static_cast<uint16_t>(1u << (in.dst & 0xf)), s = static_cast<uint16_t>(1u << (in.src & 0xf));
+    use = all;
+    def = 0;
+    switch (op_info(op).form) {
+    case Form::ALU_K:
+        use = (op == Op::MOV64_IMM || op == Op::MOV32_IMM) ? 0 : d;
+        def = d;
+        break;
+    case Form::ALU_X:
+        use = (op == Op::MOV64_REG || op == Op::MOV32_REG) ? s : static_cast<uint16_t>(d | s);
+        def = d;
+        break;
+    case Form::NEG: case Form::END: use = d; def = d; break;
+    case Form::MOVSX: use = s; def = d; break;
+    case Form::JA: case Form::JA32: case Form::MAY_GOTO: use = 0; break;
+    case Form::JCOND_K: use = d; break;
+    case Form::JCOND_X: use = d | s; break;
+    case Form::LDDW: use = 0; def = d; break;
+    case Form::LDX: case Form::LDXS: use = s; def = d; break;
+    case Form::ST: use = d; break;
+    case Form::STX: use = d | s; break;
+    default: break;
+    }
+}
+
+// Jump targets, liveness, and which stack slots may live in registers (see Emitter::fuse).
+void analyse(Jit::Impl& impl) {
+    struct {
+        const std::vector<Op>& ops;
+        const std::vector<Insn>& insns;
+    } dec{impl.ops, impl.prog.insns};
+    const std::size_t n = dec.ops.size();
+    const auto& I = dec.insns;
+    impl.target.assign(n, 0);
+    if (n) impl.target[0] = 1;
+    std::vector<std::array<int64_t, 2>> succ(n, {-1, -1});
+    bool frames = false;   // bpf2bpf calls, callx, callbacks: r10 means another frame there
+    bool escape = false;   // r10 used other than as the base of a plain load or store
+    bool helpers = false;  // a helper may tail-call a program that uses more of the frame
+    // Uses of the 8-byte stack slot at offset -8 * (i + 1), or -1: accessed otherwise.
+    std::array<int, kStackSize / 8> slot_uses{};
+    int deepest = 0;
+    auto access = [&](int off, unsigned size) {
+        if (off >= 0 || off + static_cast<int>(size) <= -static_cast<int>(kStackSize)) return;   // outside the frame: traps
+        deepest = std::min(deepest, std::max(off, -static_cast<int>(kStackSize)));
+        const int first = -((-off + 7) / 8) * 8;   // rounded down
+        for (int sl = first; sl < off + static_cast<int>(size) && sl < 0; sl += 8) {
+            if (sl < -static_cast<int>(kStackSize)) continue;
+            int& u = slot_uses[static_cast<std::size_t>(-sl / 8 - 1)];
+            if (size == 8 && off == sl && u >= 0) ++u;
+            else u = -1;
+        }
+    };
+    for (std::size_t pc = 0; pc < n; ++pc) {
+        const Op op = dec.ops[pc];
+        if (op == Op::LddwHigh) continue;
+        const Insn& in = I[pc];
+        const Form f = op_info(op).form;
+        auto jump = [&](int64_t t) {
+            if (t >= 0 && static_cast<std::size_t>(t) < n) impl.target[static_cast<std::size_t>(t)] = 1;
+            return t;
+        };
+        const auto next = static_cast<int64_t>(pc + (f == Form::LDDW ? 2 : 1));
+        switch (f) {
+        case Form::JCOND_K: case Form::JCOND_X: case Form::MAY_GOTO: succ[pc] = {next, jump(static_cast<int64_t>(pc) + 1 + in.off)}; break;
+        case Form::JA: succ[pc] = {jump(static_cast<int64_t>(pc) + 1 + in.off), -1}; break;
+        case Form::JA32: succ[pc] = {jump(static_cast<int64_t>(pc) + 1 + in.imm), -1}; break;
+        case Form::EXIT: break;
+        case Form::CALL_LOCAL: frames = true; jump(static_cast<int64_t>(pc) + 1 + in.imm); succ[pc] = {next, -1}; break;
+        default: succ[pc] = {next, -1}; break;
+        }
+        if (f == Form::CALLX || op == Op::LDDW_FUNC) frames = true;
+        if (f == Form::CALL || f == Form::CALL_KFUNC || f == Form::LDABS || f == Form::LDIND) helpers = true;
+        if (op == Op::LDDW_FUNC) jump(static_cast<int64_t>(pc) + 1 + in.imm);
+        switch (f) {
+        case Form::LDX: case Form::LDXS:
+            if (in.src == 10) access(in.off, code::mem_size(in.code));
+            if (in.dst == 10) escape = true;
+            break;
+        case Form::ST:
+            if (in.dst == 10) access(in.off, code::mem_size(in.code));
+            break;
+        case Form::STX:
+            if (in.dst == 10) access(in.off, code::mem_size(in.code));
+            if (in.src == 10) escape = true;
+            break;
+        default:
+            if (in.dst == 10 || in.src == 10) escape = true;
+            break;
+        }
+    }
+    // Liveness (unchecked mode's patterns only), backwards to a fixed point: one pass when no
+    // jump goes backwards.
+    impl.live_out.assign(impl.opts.checked ? 0 : n, 0);
+    std::vector<uint16_t> use(impl.live_out.size()), def(use.size()), live_in(use.size(), 0);
+    bool backwards = false;
+    for (std::size_t pc = 0; pc < use.size(); ++pc) {
+        if (dec.ops[pc] == Op::LddwHigh) continue;
+        uses_defs(dec.ops[pc], I[pc], use[pc], def[pc]);
+        for (const int64_t t : succ[pc]) backwards |= t >= 0 && static_cast<std::size_t>(t) <= pc;
+    }
+    for (bool changed = !impl.opts.checked; changed;) {
+        changed = false;
+        for (std::size_t pc = n; pc-- > 0;) {
+            if (dec.ops[pc] == Op::LddwHigh) continue;
+            uint16_t out = 0;
+            for (const int64_t t : succ[pc])
+                if (t >= 0 && static_cast<std::size_t>(t) < n) out |= live_in[static_cast<std::size_t>(t)];
+            const auto in = static_cast<uint16_t>(use[pc] | (out & ~def[pc]));
+            if (out != impl.live_out[pc] || in != live_in[pc]) {
+                impl.live_out[pc] = out;
+                live_in[pc] = in;
+                changed = backwards;
+            }
+        }
+    }
+    impl.stack_zero = frames || escape || helpers ? kStackSize : static_cast<unsigned>(-deepest + 7) / 8 * 8;
+    // Stack slots in registers: the three most used 8-byte slots only ever accessed whole.
+    impl.slots.clear();
+    if (!impl.opts.checked && (impl.opts.optimize & kJitOptStackRegs) && !frames && !escape) {
+        std::vector<std::pair<int, int>> cand;   // (uses, offset)
+        for (std::size_t i = 0; i < slot_uses.size(); ++i)
+            if (slot_uses[i] >= 2) cand.emplace_back(slot_uses[i], -8 * static_cast<int>(i + 1));
+        std::sort(cand.begin(), cand.end(), [](auto& x, auto& y) { return x.first != y.first ? x.first > y.first : x.second > y.second; });
+        for (std::size_t k = 0; k < cand.size() && k < 3; ++k) impl.slots.push_back(static_cast<int16_t>(cand[k].second));
+    }
+}
+
+}  // namespace
+
 std::unique_ptr<Jit::Impl> build(const Program& prog, const HelperTable& helpers, JitOptions opts) {
     auto interp = Interpreter::compile(prog, helpers);   // the interpreter's validation and errors
     if (!interp) throw interp.error();
-    DecodeOptions dopts{prog.file, prog.name.empty() ? prog.section : prog.name};
-    auto decoded = decode(prog.insns, dopts);
-    if (!decoded) throw decoded.error();
 
     auto impl = std::make_unique<Jit::Impl>();
     impl->prog = prog;
@@ -1165,14 +1467,16 @@ std::unique_ptr<Jit::Impl> build(const Program& prog, const HelperTable& helpers
     impl->opts = opts;
     impl->interp.emplace(std::move(interp.value()));
     impl->engine = impl->interp->callback_engine();
-    impl->ops = decoded->ops;
+    impl->ops.assign(impl->interp->ops().begin(), impl->interp->ops().end());
 
     // Budget tables, the interpreter's.
     const std::size_t n = prog.insns.size();
-    BudgetTables budget = budget_tables(*decoded);
+    BudgetTables budget = impl->interp->budget();
     impl->upto = std::move(budget.upto);
     impl->credit = std::move(budget.credit);
     impl->charge = std::move(budget.charge);
+
+    analyse(*impl);
 
     // Generate into a heap buffer, then copy into a fresh mapping made read+exec (W^X).
     HeapAllocator alloc;
@@ -1195,10 +1499,10 @@ std::unique_ptr<Jit::Impl> build(const Program& prog, const HelperTable& helpers
             impl->code = static_cast<uint8_t*>(mem);
             impl->code_len = len;
             impl->code_used = used;
+            impl->entry_addr = reinterpret_cast<uint64_t>(impl->code) +
+                               static_cast<uint64_t>(e.L_entry.getAddress() - e.getCode());
             impl->pc_addr.assign(n, 0);
-            for (std::size_t pc = 0; pc < n; ++pc)
-                impl->pc_addr[pc] = reinterpret_cast<uint64_t>(impl->code) +
-                                    static_cast<uint64_t>(e.pcl[pc].getAddress() - e.getCode());
+            for (std::size_t pc = 0; pc < n; ++pc) impl->pc_addr[pc] = reinterpret_cast<uint64_t>(impl->code) + e.pc_off[pc];
             break;
         } catch (const Xbyak::Error& err) {
             if (static_cast<int>(err) == Xbyak::ERR_CODE_IS_TOO_BIG && cap < (std::size_t(1) << 30)) {
@@ -1232,14 +1536,17 @@ Result<Jit> Jit::compile(const Program& prog, const HelperTable& helpers, JitOpt
 }
 
 RunResult Jit::run(Env& env, std::array<uint64_t, 5> args, const RunOptions& opts) const {
+    // The per-run cost matters (empty programs, fuzzing): only the context fields the code
+    // reads before writing them are set.
     alignas(16) uint8_t stack[kStackSize * kMaxCallDepth];
     const uint64_t top = reinterpret_cast<uint64_t>(stack) + sizeof(stack);
-    std::memset(reinterpret_cast<void*>(top - kStackSize), 0, kStackSize);
+    // The stack starts zeroed, as in the interpreter, as far as the program can see it.
+    std::memset(reinterpret_cast<void*>(top - impl_->stack_zero), 0, impl_->stack_zero);
     env.mem.set_stack(top - kStackSize, top);
     env.request = Request::None;
 
     Extra x;
-    Ctx c{};
+    Ctx c;
     c.budget_start = opts.budget == 0 ? kUnlimited : static_cast<int64_t>(std::min<uint64_t>(opts.budget, kUnlimited));
     c.budget = c.budget_start;
     c.stack_lo = top - kStackSize;
@@ -1250,6 +1557,11 @@ RunResult Jit::run(Env& env, std::array<uint64_t, 5> args, const RunOptions& opt
     c.loops = kMayGotoLoops;
     clear_region_cache(&c);
     c.cur = impl_.get();
+    c.depth = 0;
+    c.r0 = 0;
+    c.fn = nullptr;
+    c.tmp = 0;
+    c.helper_id = 0;
     c.root = impl_.get();
     c.r10 = top;
     c.stack_top = top;
@@ -1257,19 +1569,17 @@ RunResult Jit::run(Env& env, std::array<uint64_t, 5> args, const RunOptions& opt
     for (unsigned i = 0; i < 5; ++i) c.args[i] = args[i];
     c.x = &x;
 
-    impl_->enter()(&c, impl_->pc_addr[0]);
+    impl_->enter()(&c, impl_->entry_addr);
 
     env.mem.set_stack(0, 0);
-    if (x.exc) std::rethrow_exception(x.exc);
-    RunResult r;
-    if (x.trap) {
+    if (x.exc) [[unlikely]] std::rethrow_exception(x.exc);
+    if (x.trap) [[unlikely]] {
+        RunResult r;
         r.trap = std::move(x.trap);
         r.insns = x.insns;
         return r;
     }
-    r.r0 = c.r0;
-    r.insns = impl_->opts.checked ? static_cast<uint64_t>(c.budget_start - c.budget) : 0;
-    return r;
+    return RunResult{c.r0, impl_->opts.checked ? static_cast<uint64_t>(c.budget_start - c.budget) : 0, std::nullopt};
 }
 
 bool Jit::has_emitter(Op op) {
@@ -1281,6 +1591,7 @@ bool Jit::has_emitter(Op op) {
 
 const Program& Jit::program() const { return impl_->prog; }
 std::size_t Jit::code_size() const { return impl_->code_used; }
+std::span<const uint8_t> Jit::code() const { return {impl_->code, impl_->code_used}; }
 
 Jit::Jit(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Jit::Jit(Jit&&) noexcept = default;

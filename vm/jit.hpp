@@ -15,12 +15,28 @@
 #include "vm/vm.hpp"
 
 #include <memory>
+#include <span>
 
 namespace bpfsim::vm {
 
 struct JitOptions {
     bool checked = true;
+    // Optimisations of unchecked mode (bits of kJitOpt*; all on by default). Checked mode
+    // ignores them: its traps must happen at the interpreter's pc.
+    uint32_t optimize = ~0u;
+    // Tests only: BPF register i lives in the x86 register of BPF register (i + rotate) % 11 of
+    // the default mapping, which shakes out code that assumes a fixed mapping.
+    unsigned rotate = 0;
 };
+
+// Unchecked-mode optimisations, each a pattern of clang's BPF output folded into fewer x86
+// instructions (see vm/jit.cpp "Optimisations").
+inline constexpr uint32_t kJitOptLea = 1;         // rA = rB; rA += rC|imm  -> lea
+inline constexpr uint32_t kJitOptMovzx = 2;       // wA = wB; wA &= 0xff|0xffff  -> movzx
+inline constexpr uint32_t kJitOptBe16 = 4;        // two byte loads + shift + or -> one 16-bit load + rol
+inline constexpr uint32_t kJitOptStackRegs = 8;   // the most used 8-byte stack slots live in registers
+inline constexpr uint32_t kJitOptAddr = 16;       // rS = rB; rS += rC; load [rS+o], rS dead -> load [rB+rC+o]
+inline constexpr uint32_t kJitOptBranch = 32;     // if (c) goto +1; goto L  ->  if (!c) goto L
 
 class Jit {
 public:
@@ -34,6 +50,7 @@ public:
 
     const Program& program() const;
     std::size_t code_size() const;   // bytes of machine code
+    std::span<const uint8_t> code() const;   // the machine code (e.g. for objdump -b binary)
 
     // Whether the JIT has an emitter for op (every row of vm/opcodes.def; checked at compile
     // time by -Werror=switch in the emitter, and by the [jit] tests).

@@ -440,6 +440,9 @@ public:
     // The handle a helper's callback site names (CallbackSite::engine), so another engine (the
     // JIT) can let Env::call_function run callbacks in this interpreter.
     const void* callback_engine() const { return impl_.get(); }
+    // The decoded program (one Op per slot) and its budget tables, which the JIT reuses.
+    std::span<const Op> ops() const;
+    BudgetTables budget() const;
     Interpreter(Interpreter&&) noexcept;
     Interpreter& operator=(Interpreter&&) noexcept;
     ~Interpreter();
