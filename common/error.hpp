@@ -72,7 +72,9 @@ public:
     const T& value() const& { return const_cast<Result*>(this)->get_or_throw(); }
     T&& value() && { return std::move(get_or_throw()); }
     T* operator->() { return &get_or_throw(); }
+    const T* operator->() const { return &value(); }
     T& operator*() { return get_or_throw(); }
+    const T& operator*() const { return value(); }
 
     const Error& error() const { return std::get<1>(v_); }
 

@@ -2,7 +2,8 @@
 //
 // Register mapping (the kernel's idea: BPF arguments in the SysV argument registers):
 //   r0 rax  r1 rdi  r2 rsi  r3 rdx  r4 rcx  r5 r8   r6 rbx  r7 r13  r8 r14  r9 r15  r10 rbp
-//   r12: the run context (Ctx below); r9, r10, r11: scratch.
+//   r12: the run context (Ctx below); r10, r11: scratch; r9: the budget (checked mode; in
+//   memory at ctx.budget around calls out), else scratch or a stack slot (see "Optimisations").
 // A helper call is `fn(r1..r5, env)`: r1..r5 are already in place, r9 gets the context and a
 // small C++ trampoline sets Env::site and calls fn with the Env. r1..r5 are restored after the
 // call (the interpreter keeps them too).
@@ -80,6 +81,8 @@ struct Ctx {
     uint32_t fault_size;
     uint32_t fault_perm;
     int64_t helper_id;
+    uint64_t cb_b;                // the second argument of a call out (Emitter::call_c)
+    uint64_t spill;               // rax around division and atomics
     int64_t budget_start;
     const Jit::Impl* root;
     Extra* x;
@@ -416,20 +419,29 @@ struct Emitter : CodeGenerator {
         return *l;
     }
 
-    void call_c(CFn fn) {   // r10 = a, r9 = b; result in r11; r0-r5 preserved
+    void call_c(CFn fn) {   // r10 = a, ctx.cb_b = b (arg_b); result in r11; BPF registers preserved
         mov(r11, reinterpret_cast<uint64_t>(fn));
         call(L_callc);
     }
+    void arg_b(uint32_t b) { mov(qword[r12 + CTX(cb_b)], b); }
 
+    // The budget lives in r9 in checked mode: charged with a register subtraction per taken
+    // branch (a memory operand would chain every branch through store forwarding).
     void budget_check(std::size_t pc) {
         if (!checked) return;
-        cmp(qword[r12 + CTX(budget)], 0);
-        jl(trap(pc, TrapKind::Budget), T_NEAR);
+        test(r9, r9);
+        js(trap(pc, TrapKind::Budget), T_NEAR);
+    }
+    void budget_to_ctx() {
+        if (checked) mov(qword[r12 + CTX(budget)], r9);
+    }
+    void budget_from_ctx() {
+        if (checked) mov(r9, qword[r12 + CTX(budget)]);
     }
 
     void charge_and_jump(std::size_t pc, std::size_t target) {
         if (checked) {
-            sub(qword[r12 + CTX(budget)], P.charge[pc]);
+            sub(r9, P.charge[pc]);
             js(trap(pc, TrapKind::Budget), T_NEAR);
         }
         jmp(pcl[target], T_NEAR);
@@ -495,31 +507,31 @@ struct Emitter : CodeGenerator {
         if (in_frame && !need_reg) return base + off;
         lea(r10, ptr[base + off]);
         if (in_frame) return RegExp(r10);
+        // Inline: the region the last plain read (write) hit. Out of line: the live stack
+        // window (a base other than r10 pointing into the stack), then MemoryMap::allows.
         const unsigned k = size == 1 ? 0 : size == 2 ? 1 : size == 4 ? 2 : 3;
         Label& slow = fresh();
         Label& ok = fresh();
-        Label& other = fresh();
-        cmp(r10, qword[r12 + CTX(stack_lo)]);
-        jb(other, T_NEAR);
-        cmp(r10, qword[r12 + CTX(top_minus) + 8 * k]);
+        Label& stack = fresh();
         if (perm == kRead || perm == kWrite) {
-            jbe(ok, T_NEAR);
             const uint32_t w = perm == kWrite ? 1 : 0;
-            L(other);
             cmp(r10, qword[r12 + CTX(c_lo) + 8 * w]);
-            jb(slow, T_NEAR);
+            jb(stack, T_NEAR);
             cmp(r10, qword[r12 + CTX(c_last) + 32 * w + 8 * k]);
-            ja(slow, T_NEAR);
+            ja(stack, T_NEAR);
         } else {
-            jbe(ok, T_NEAR);
-            L(other);
-            jmp(slow, T_NEAR);
+            jmp(stack, T_NEAR);
         }
         L(ok);
         Label* trap_mem = &trap(pc, TrapKind::MemoryFault);
-        deferred.push_back([this, &slow, &ok, trap_mem, size, perm] {
+        deferred.push_back([this, &slow, &ok, &stack, trap_mem, size, perm, k] {
+            L(stack);
+            cmp(r10, qword[r12 + CTX(stack_lo)]);
+            jb(slow, T_NEAR);
+            cmp(r10, qword[r12 + CTX(top_minus) + 8 * k]);
+            jbe(ok, T_NEAR);
             L(slow);
-            mov(r9d, size | (unsigned(perm) << 8));
+            arg_b(size | (unsigned(perm) << 8));
             call_c(cb_check);
             test(r11, r11);
             jz(*trap_mem, T_NEAR);
@@ -552,7 +564,7 @@ struct Emitter : CodeGenerator {
         sub(R[10], kStackSize);
         mov(qword[r12 + CTX(loops)], static_cast<uint32_t>(kMayGotoLoops));
         mov(r10, R[10]);
-        mov(r9d, 1);
+        arg_b(1);
         call_c(cb_frame);
     }
 
@@ -573,9 +585,11 @@ struct Emitter : CodeGenerator {
             mov(r11, reinterpret_cast<uint64_t>(fn));
             mov(qword[r12 + CTX(fn)], r11);
         }
+        budget_to_ctx();   // callbacks charge it there
         mov(r9, r12);
         mov(r11, reinterpret_cast<uint64_t>(&helper_trampoline));
         call(r11);
+        budget_from_ctx();
         if (R[0] != rax) mov(r11, rax);
         for (unsigned i = 1; i < kNumRegs; ++i)
             if (caller_saved(R[i])) mov(R[i], qword[r12 + CTX(save) + 8 * (i - 1)]);
@@ -588,7 +602,7 @@ struct Emitter : CodeGenerator {
             L(req);
             mov(qword[r12 + CTX(r0)], R[0]);
             mov(r10d, static_cast<uint32_t>(pc));
-            mov(r9d, charged ? 1 : 0);
+            arg_b(charged ? 1 : 0);
             call_c(cb_request);
             test(r11, r11);
             jz(L_done, T_NEAR);
@@ -637,7 +651,7 @@ struct Emitter : CodeGenerator {
     }
 
     void divmod(bool is64, bool sign, bool mod, const Insn& in, bool reg) {
-        mov(r9, rax);
+        mov(qword[r12 + CTX(spill)], rax);
         mov(r10, rdx);
         if (reg) mov(r11, R[in.src]);
         else if (is64) mov(r11, static_cast<uint64_t>(static_cast<int64_t>(in.imm)));
@@ -689,7 +703,7 @@ struct Emitter : CodeGenerator {
             }
         }
         L(join);
-        mov(rax, r9);
+        mov(rax, qword[r12 + CTX(spill)]);
         mov(rdx, r10);
         mov(R[in.dst], r11);
     }
@@ -720,17 +734,17 @@ struct Emitter : CodeGenerator {
             else mov(s.cvt32(), r11d);
             return;
         }
-        // cmpxchg loop; rax is saved in r9 and the operand read from there if src lives in rax.
-        mov(r9, rax);
-        const Reg64& operand = s == rax ? r9 : s;
+        // cmpxchg loop; rax is saved in ctx.spill and the operand read from there if src lives in rax.
+        mov(qword[r12 + CTX(spill)], rax);
+        const Address saved = is64 ? qword[r12 + CTX(spill)] : dword[r12 + CTX(spill)];
         mov(sreg(rax), M);
         Label& retry = fresh();
         L(retry);
         mov(r11, rax);
         switch (k) {
-        case Rmw::Or: or_(sreg(r11), sreg(operand)); break;
-        case Rmw::And: and_(sreg(r11), sreg(operand)); break;
-        case Rmw::Xor: xor_(sreg(r11), sreg(operand)); break;
+        case Rmw::Or: s == rax ? or_(sreg(r11), saved) : or_(sreg(r11), sreg(s)); break;
+        case Rmw::And: s == rax ? and_(sreg(r11), saved) : and_(sreg(r11), sreg(s)); break;
+        case Rmw::Xor: s == rax ? xor_(sreg(r11), saved) : xor_(sreg(r11), sreg(s)); break;
         case Rmw::Add: break;
         }
         lock();
@@ -738,7 +752,7 @@ struct Emitter : CodeGenerator {
         jne(retry, T_NEAR);
         if (is64) mov(s, rax);
         else mov(s.cvt32(), eax);
-        if (s != rax) mov(rax, r9);
+        if (s != rax) mov(rax, qword[r12 + CTX(spill)]);
     }
 
     void load(std::size_t pc, const Insn& in, unsigned size, bool sx) {
@@ -791,7 +805,7 @@ struct Emitter : CodeGenerator {
         } else {
             mov(r10, static_cast<uint64_t>(static_cast<int64_t>(in.imm)));
         }
-        mov(r9, static_cast<uint64_t>(bytes | (pc << 8)));
+        arg_b(static_cast<uint32_t>(bytes | (pc << 8)));
         call_c(cb_ldpkt);
         test(r11, r11);
         jnz(L_done, T_NEAR);
@@ -957,6 +971,7 @@ struct Emitter : CodeGenerator {
         for (unsigned i = 1; i <= 5; ++i) mov(R[i], qword[r12 + CTX(args) + 8 * (i - 1)]);
         mov(R[10], qword[r12 + CTX(r10)]);
         for (unsigned i : {0u, 6u, 7u, 8u, 9u}) xor_(R[i].cvt32(), R[i].cvt32());
+        budget_from_ctx();
         jmp(r11);
 
         // A run or a tail call enters here: promoted stack slots come from the stack.
@@ -981,6 +996,7 @@ struct Emitter : CodeGenerator {
 
         // Shared tails.
         L(L_finish);
+        budget_to_ctx();
         mov(qword[r12 + CTX(r0)], R[0]);
         L(L_done);
         mov(rsp, qword[r12 + CTX(entry_rsp)]);
@@ -994,13 +1010,14 @@ struct Emitter : CodeGenerator {
         ret();
 
         L(L_common_trap);   // esi = pc, edx = kind bits
+        budget_to_ctx();
         mov(rdi, r12);
         mov(rsp, qword[r12 + CTX(entry_rsp)]);
         mov(r11, reinterpret_cast<uint64_t>(&cb_trap));
         call(r11);
         jmp(L_done, T_NEAR);
 
-        L(L_callc);   // r11 = fn, r10 = a, r9 = b
+        L(L_callc);   // r11 = fn, r10 = a, ctx.cb_b = b; the budget goes through ctx.budget
         push(rax);
         push(rdi);
         push(rsi);
@@ -1010,14 +1027,16 @@ struct Emitter : CodeGenerator {
         push(r9);
         push(r10);
         sub(rsp, 8);
+        budget_to_ctx();
         mov(rdi, r12);
         mov(rsi, r10);
-        mov(rdx, r9);
+        mov(rdx, qword[r12 + CTX(cb_b)]);
         call(r11);
         mov(r11, rax);
         add(rsp, 8);
         pop(r10);
         pop(r9);
+        budget_from_ctx();
         pop(r8);
         pop(rcx);
         pop(rdx);
@@ -1035,7 +1054,7 @@ struct Emitter : CodeGenerator {
         push(r11);
         sub(rsp, 8);
         mov(r10, R[10]);
-        xor_(r9d, r9d);
+        arg_b(0);
         call_c(cb_frame);
         add(rsp, 8);
         pop(r11);
@@ -1164,7 +1183,7 @@ bool Emitter::emit(std::size_t pc, Op op, bool probe) {
             const std::size_t t = pc + 1 + in.imm;
             cmp(dword[r12 + CTX(depth)], kMaxCallDepth - 1);
             jae(trap(pc, TrapKind::CallDepth), T_NEAR);
-            if (checked) sub(qword[r12 + CTX(budget)], P.charge[pc]);
+            if (checked) sub(r9, P.charge[pc]);
             Label& ret = fresh();
             push_frame(ret);
             budget_check(t);
@@ -1175,9 +1194,9 @@ bool Emitter::emit(std::size_t pc, Op op, bool probe) {
         return true;
     case Op::CALLX:
         if (!probe) {
-            if (checked) sub(qword[r12 + CTX(budget)], P.upto[pc]);
+            if (checked) sub(r9, P.upto[pc]);
             mov(r10, d);
-            mov(r9d, static_cast<uint32_t>(pc));
+            arg_b(static_cast<uint32_t>(pc));
             call_c(cb_callx);
             cmp(r11, 1);
             je(L_done, T_NEAR);
@@ -1198,7 +1217,7 @@ bool Emitter::emit(std::size_t pc, Op op, bool probe) {
     case Op::CALL_KFUNC: if (!probe) jmp(trap(pc, TrapKind::BadCall), T_NEAR); return true;
     case Op::EXIT:
         if (!probe) {
-            if (checked) sub(qword[r12 + CTX(budget)], P.charge[pc]);
+            if (checked) sub(r9, P.charge[pc]);
             cmp(dword[r12 + CTX(depth)], 0);
             jne(L_return, T_NEAR);
             budget_check(pc);
@@ -1262,10 +1281,10 @@ bool Emitter::emit(std::size_t pc, Op op, bool probe) {
             // The comparand and result is r0, which cmpxchg wants in rax.
             const bool moved = R[0] != rax;
             if (moved) {
-                mov(r9, rax);
+                mov(r11, rax);
                 mov(rax, R[0]);
             }
-            const Reg64& v = moved && s == rax ? r9 : s;
+            const Reg64& v = moved && s == rax ? r11 : s;
             lock();
             if (is64) cmpxchg(qword[r10], v);
             else {
@@ -1274,7 +1293,7 @@ bool Emitter::emit(std::size_t pc, Op op, bool probe) {
             }
             if (moved) {
                 mov(R[0], rax);
-                mov(rax, r9);
+                mov(rax, r11);
             }
         }
         return true;
