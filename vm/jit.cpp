@@ -396,7 +396,12 @@ struct Emitter : CodeGenerator {
     bool caller_saved(const Reg64& r) const {
         return r == rax || r == rdi || r == rsi || r == rdx || r == rcx || r == r8;
     }
-    bool opt(uint32_t bit) const { return !checked && (P.opts.optimize & bit); }
+    // Lea, movzx and address folding keep every trap at its pc and every budget charge, so
+    // checked mode uses them too; the others change what a faulting access looks like.
+    bool opt(uint32_t bit) const {
+        constexpr uint32_t exact = kJitOptLea | kJitOptMovzx | kJitOptAddr;
+        return (P.opts.optimize & bit) && (!checked || (bit & exact));
+    }
 
     int slot_of(int16_t off) const {
         for (std::size_t k = 0; k < P.slots.size(); ++k)
@@ -505,8 +510,16 @@ struct Emitter : CodeGenerator {
         }
         const bool in_frame = base == R[10] && off >= -static_cast<int>(kStackSize) && off + static_cast<int>(size) <= 0;
         if (in_frame && !need_reg) return base + off;
-        lea(r10, ptr[base + off]);
-        if (in_frame) return RegExp(r10);
+        if (in_frame) {
+            lea(r10, ptr[base + off]);
+            return RegExp(r10);
+        }
+        return checked_address(pc, base + off, size, perm);
+    }
+
+    // The address e computed into r10 and checked against the memory map (checked mode).
+    RegExp checked_address(std::size_t pc, const RegExp& e, unsigned size, uint8_t perm) {
+        lea(r10, ptr[e]);
         // Inline: the region the last plain read (write) hit. Out of line: the live stack
         // window (a base other than r10 pointing into the stack), then MemoryMap::allows.
         const unsigned k = size == 1 ? 0 : size == 2 ? 1 : size == 4 ? 2 : 3;
@@ -864,7 +877,6 @@ struct Emitter : CodeGenerator {
     // Patterns of clang's BPF output that one or two x86 instructions do. A pattern spans
     // instructions no jump lands inside of. Returns the instructions consumed (0: none).
     std::size_t fuse(std::size_t pc) {
-        if (checked) return 0;
         const std::size_t n = P.ops.size();
         const auto& I = P.prog.insns;
         auto op = [&](std::size_t q) { return q < n ? P.ops[q] : Op::Invalid; };
@@ -899,7 +911,8 @@ struct Emitter : CodeGenerator {
                 const Reg64& b = R[a.src];
                 const Reg64& c = R[I[pc + 1].src == s_ ? a.src : I[pc + 1].src];
                 const Reg64& d = R[ld.dst];
-                const RegExp m = b + c + ld.off;
+                const unsigned size = code::mem_size(ld.code);
+                const RegExp m = checked ? checked_address(pc + 2, b + c + ld.off, size, kRead) : b + c + ld.off;
                 switch (l) {
                 case Op::LDX_B: movzx(d.cvt32(), byte[m]); break;
                 case Op::LDX_H: movzx(d.cvt32(), word[m]); break;
@@ -1439,7 +1452,7 @@ void analyse(Jit::Impl& impl) {
     }
     // Liveness (unchecked mode's patterns only), backwards to a fixed point: one pass when no
     // jump goes backwards.
-    impl.live_out.assign(impl.opts.checked ? 0 : n, 0);
+    impl.live_out.assign(n, 0);
     std::vector<uint16_t> use(impl.live_out.size()), def(use.size()), live_in(use.size(), 0);
     bool backwards = false;
     for (std::size_t pc = 0; pc < use.size(); ++pc) {
@@ -1447,7 +1460,7 @@ void analyse(Jit::Impl& impl) {
         uses_defs(dec.ops[pc], I[pc], use[pc], def[pc]);
         for (const int64_t t : succ[pc]) backwards |= t >= 0 && static_cast<std::size_t>(t) <= pc;
     }
-    for (bool changed = !impl.opts.checked; changed;) {
+    for (bool changed = true; changed;) {
         changed = false;
         for (std::size_t pc = n; pc-- > 0;) {
             if (dec.ops[pc] == Op::LddwHigh) continue;

@@ -21,16 +21,16 @@ namespace bpfsim::vm {
 
 struct JitOptions {
     bool checked = true;
-    // Optimisations of unchecked mode (bits of kJitOpt*; all on by default). Checked mode
-    // ignores them: its traps must happen at the interpreter's pc.
+    // Optimisations (bits of kJitOpt*; all on by default). Checked mode uses only those that
+    // keep every trap at the interpreter's pc with its message (lea, movzx, address folding).
     uint32_t optimize = ~0u;
     // Tests only: BPF register i lives in the x86 register of BPF register (i + rotate) % 11 of
     // the default mapping, which shakes out code that assumes a fixed mapping.
     unsigned rotate = 0;
 };
 
-// Unchecked-mode optimisations, each a pattern of clang's BPF output folded into fewer x86
-// instructions (see vm/jit.cpp "Optimisations").
+// Optimisations, each a pattern of clang's BPF output folded into fewer x86 instructions (see
+// vm/jit.cpp "Optimisations").
 inline constexpr uint32_t kJitOptLea = 1;         // rA = rB; rA += rC|imm  -> lea
 inline constexpr uint32_t kJitOptMovzx = 2;       // wA = wB; wA &= 0xff|0xffff  -> movzx
 inline constexpr uint32_t kJitOptBe16 = 4;        // two byte loads + shift + or -> one 16-bit load + rol
