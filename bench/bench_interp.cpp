@@ -351,9 +351,9 @@ int main(int argc, char** argv) {
     const std::pair<const char*, uint32_t> steps[] = {
         {"none", 0}, {"+lea", vm::kJitOptLea}, {"+movzx", vm::kJitOptLea | vm::kJitOptMovzx},
         {"+be16", vm::kJitOptLea | vm::kJitOptMovzx | vm::kJitOptBe16},
-        {"+stackregs", vm::kJitOptLea | vm::kJitOptMovzx | vm::kJitOptBe16 | vm::kJitOptStackRegs},
-        {"+addr", vm::kJitOptLea | vm::kJitOptMovzx | vm::kJitOptBe16 | vm::kJitOptStackRegs | vm::kJitOptAddr},
-        {"+branch", vm::kJitOptLea | vm::kJitOptMovzx | vm::kJitOptBe16 | vm::kJitOptStackRegs | vm::kJitOptAddr | vm::kJitOptBranch}};
+        {"+addr", vm::kJitOptLea | vm::kJitOptMovzx | vm::kJitOptBe16 | vm::kJitOptAddr},
+        {"+branch(default)", vm::kJitOptDefault},
+        {"default+stackregs", vm::kJitOptDefault | vm::kJitOptStackRegs}};
     for (const auto& [name, mask] : steps) {
         vm::JitOptions jo{false};
         jo.optimize = mask;

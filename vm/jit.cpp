@@ -1573,7 +1573,7 @@ RunResult Jit::run(Env& env, std::array<uint64_t, 5> args, const RunOptions& opt
     alignas(16) uint8_t stack[kStackSize * kMaxCallDepth];
     const uint64_t top = reinterpret_cast<uint64_t>(stack) + sizeof(stack);
     // The stack starts zeroed, as in the interpreter, as far as the program can see it.
-    std::memset(reinterpret_cast<void*>(top - impl_->stack_zero), 0, impl_->stack_zero);
+    if (impl_->stack_zero) std::memset(reinterpret_cast<void*>(top - impl_->stack_zero), 0, impl_->stack_zero);
     env.mem.set_stack(top - kStackSize, top);
     env.request = Request::None;
 

@@ -19,24 +19,26 @@
 
 namespace bpfsim::vm {
 
-struct JitOptions {
-    bool checked = true;
-    // Optimisations (bits of kJitOpt*; all on by default). Checked mode uses only those that
-    // keep every trap at the interpreter's pc with its message (lea, movzx, address folding).
-    uint32_t optimize = ~0u;
-    // Tests only: BPF register i lives in the x86 register of BPF register (i + rotate) % 11 of
-    // the default mapping, which shakes out code that assumes a fixed mapping.
-    unsigned rotate = 0;
-};
-
 // Optimisations, each a pattern of clang's BPF output folded into fewer x86 instructions (see
 // vm/jit.cpp "Optimisations").
 inline constexpr uint32_t kJitOptLea = 1;         // rA = rB; rA += rC|imm  -> lea
 inline constexpr uint32_t kJitOptMovzx = 2;       // wA = wB; wA &= 0xff|0xffff  -> movzx
 inline constexpr uint32_t kJitOptBe16 = 4;        // two byte loads + shift + or -> one 16-bit load + rol
-inline constexpr uint32_t kJitOptStackRegs = 8;   // the most used 8-byte stack slots live in registers
+inline constexpr uint32_t kJitOptStackRegs = 8;   // the most used 8-byte stack slots live in registers (off by
+                                                  // default: no gain where rbp-relative spills are renamed)
 inline constexpr uint32_t kJitOptAddr = 16;       // rS = rB; rS += rC; load [rS+o], rS dead -> load [rB+rC+o]
 inline constexpr uint32_t kJitOptBranch = 32;     // if (c) goto +1; goto L  ->  if (!c) goto L
+inline constexpr uint32_t kJitOptDefault = ~kJitOptStackRegs;
+
+struct JitOptions {
+    bool checked = true;
+    // Optimisations (bits of kJitOpt*). Checked mode uses only those that keep every trap at
+    // the interpreter's pc with its message (lea, movzx, address folding).
+    uint32_t optimize = kJitOptDefault;
+    // Tests only: BPF register i lives in the x86 register of BPF register (i + rotate) % 11 of
+    // the default mapping, which shakes out code that assumes a fixed mapping.
+    unsigned rotate = 0;
+};
 
 class Jit {
 public:
