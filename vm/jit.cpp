@@ -65,6 +65,7 @@ struct Ctx {
     int64_t loops;                // may_goto allowance of the running frame
     uint64_t c_lo[2];             // last region hit by a read [0] / write [1]: its start,
     uint64_t c_last[2][4];        // and its end - 1, -2, -4, -8 (lo = ~0: empty)
+    uint64_t c_size[2];           // and its size (0: empty)
     const Jit::Impl* cur;         // the program running (tail calls switch it)
     uint32_t depth;               // bpf2bpf frames pushed
     uint32_t pad;
@@ -132,6 +133,7 @@ struct Jit::Impl {
     // whole frame when r10 escapes into other registers, there are frames or helper calls (a
     // tail call continues in the same frame).
     unsigned stack_zero = kStackSize;
+    bool has_callx = false;
     const Impl* root = nullptr;
     mutable std::mutex tail_mu;
     mutable std::map<const Interpreter*, std::unique_ptr<Impl>> tails;
@@ -206,6 +208,7 @@ uint64_t cb_trap(Ctx* c, uint64_t pc, uint64_t kind_bits) {
 void clear_region_cache(Ctx* c) {
     for (unsigned w = 0; w < 2; ++w) {
         c->c_lo[w] = ~0ull;
+        c->c_size[w] = 0;
         for (auto& l : c->c_last[w]) l = 0;
     }
 }
@@ -221,6 +224,7 @@ uint64_t cb_check(Ctx* c, uint64_t addr, uint64_t size_perm) {
             if (r && r->kind != RegionKind::Stack && (r->perm & perm) == perm && r->size >= 8) {
                 const unsigned w = perm == kWrite;
                 c->c_lo[w] = r->start;
+                c->c_size[w] = r->size;
                 c->c_last[w][0] = r->end() - 1;
                 c->c_last[w][1] = r->end() - 2;
                 c->c_last[w][2] = r->end() - 4;
@@ -384,7 +388,8 @@ struct Emitter : CodeGenerator {
     std::vector<std::size_t> pc_off;       // code offset of each pc
     std::deque<Label> extra;
     std::map<std::pair<std::size_t, uint32_t>, Label*> traps;
-    std::vector<std::function<void()>> deferred;
+    std::deque<std::function<void()>> deferred;   // a deque: emitting one may add more
+    std::vector<uint8_t> unchecked_load;            // loads a group check already covers (see group())
     Label L_entry, L_done, L_finish, L_common_trap, L_callc, L_return;
 
     Emitter(const Jit::Impl& p, std::size_t size, Allocator* alloc)
@@ -398,9 +403,11 @@ struct Emitter : CodeGenerator {
     }
     // Lea, movzx and address folding keep every trap at its pc and every budget charge, so
     // checked mode uses them too; the others change what a faulting access looks like.
+    // (callx may enter any pc, the middle of a folded pattern too: no folding in checked mode
+    // then; in unchecked mode the verifier allows only function entries.)
     bool opt(uint32_t bit) const {
         constexpr uint32_t exact = kJitOptLea | kJitOptMovzx | kJitOptAddr;
-        return (P.opts.optimize & bit) && (!checked || (bit & exact));
+        return (P.opts.optimize & bit) && (!checked || ((bit & exact) && !P.has_callx));
     }
 
     int slot_of(int16_t off) const {
@@ -774,7 +781,7 @@ struct Emitter : CodeGenerator {
                 mov(R[in.dst], S[k]);
                 return;
             }
-        const RegExp a = address(pc, R[in.src], in.off, size, kRead);
+        const RegExp a = unchecked_load[pc] ? R[in.src] + in.off : address(pc, R[in.src], in.off, size, kRead);
         const Reg64& d = R[in.dst];
         switch (size) {
         case 1: sx ? movsx(d, byte[a]) : movzx(d.cvt32(), byte[a]); break;
@@ -963,6 +970,75 @@ struct Emitter : CodeGenerator {
         return 0;
     }
 
+    // ── Grouped bounds checks (checked mode) ──
+    // Loads from one base register within straight-line code (no jump lands inside, the base
+    // is not redefined, nothing calls out) share one test of the whole span against the cached
+    // region. When it fails, a copy of the same instructions with a test per access runs
+    // instead, so a fault still happens at its own pc after everything before it. Returns the
+    // last pc of the group emitted at pc, or 0.
+    std::size_t group(std::size_t pc) {
+        if (!checked || !(P.opts.optimize & kJitOptGroup) || P.has_callx) return 0;
+        const auto& I = P.prog.insns;
+        auto is_load = [&](std::size_t q) {
+            const Form f = op_info(P.ops[q]).form;
+            return f == Form::LDX || f == Form::LDXS;
+        };
+        if (!is_load(pc) || I[pc].src == 10) return 0;
+        const uint8_t base = I[pc].src;
+        int lo = I[pc].off, hi = I[pc].off + static_cast<int>(code::mem_size(I[pc].code));
+        std::size_t last = pc, members = 1;
+        for (std::size_t q = pc; q < P.ops.size(); ++q) {
+            if (q > pc && P.target[q]) break;
+            const Op op = P.ops[q];
+            if (op == Op::LddwHigh) continue;
+            const Form f = op_info(op).form;
+            const bool straight = f == Form::ALU_K || f == Form::ALU_X || f == Form::NEG || f == Form::MOVSX || f == Form::END ||
+                                  f == Form::LDX || f == Form::LDXS || f == Form::ST || f == Form::STX || op == Op::LDDW;
+            if (!straight) break;
+            if (q > pc && is_load(q) && I[q].src == base) {
+                const int a = I[q].off, b = I[q].off + static_cast<int>(code::mem_size(I[q].code));
+                if (std::max(hi, b) - std::min(lo, a) > 255) break;
+                lo = std::min(lo, a);
+                hi = std::max(hi, b);
+                last = q;
+                ++members;
+            }
+            // The base changes: the group ends here (a load into it still belongs to it).
+            const bool writes_base = (f == Form::ALU_K || f == Form::ALU_X || f == Form::NEG || f == Form::MOVSX ||
+                                      f == Form::END || f == Form::LDX || f == Form::LDXS || op == Op::LDDW) && I[q].dst == base;
+            if (writes_base) break;
+        }
+        if (members < 2) return 0;
+        Label& slow = fresh();
+        Label& after = fresh();
+        // (addr - lo) + span must not carry and must stay within the region's size.
+        lea(r10, ptr[R[base] + lo]);
+        mov(r11, r10);
+        sub(r11, qword[r12 + CTX(c_lo)]);
+        add(r11, static_cast<uint32_t>(hi - lo));
+        jc(slow, T_NEAR);
+        cmp(r11, qword[r12 + CTX(c_size)]);
+        ja(slow, T_NEAR);
+        auto body = [this, pc, last, base](bool fast) {
+            for (std::size_t q = pc; q <= last; ++q) {
+                if (fast && q > pc) pc_off[q] = getSize();
+                if (P.ops[q] == Op::LddwHigh) continue;
+                const Form f = op_info(P.ops[q]).form;
+                unchecked_load[q] = fast && (f == Form::LDX || f == Form::LDXS) && P.prog.insns[q].src == base;
+                emit(q, P.ops[q], false);
+                unchecked_load[q] = 0;
+            }
+        };
+        body(true);
+        L(after);
+        deferred.push_back([this, &slow, &after, body] {
+            L(slow);
+            body(false);
+            jmp(after, T_NEAR);
+        });
+        return last;
+    }
+
     // Emits the instruction at pc; with probe set only says whether op has an emitter.
     bool emit(std::size_t pc, Op op, bool probe);
 
@@ -970,6 +1046,7 @@ struct Emitter : CodeGenerator {
         const std::size_t n = P.prog.insns.size();
         pcl.resize(n);
         pc_off.assign(n, 0);
+        unchecked_load.assign(n, 0);
         // Prologue: void enter(Ctx* rdi, code address rsi).
         push(rbx);
         push(rbp);
@@ -996,6 +1073,10 @@ struct Emitter : CodeGenerator {
             pc_off[pc] = getSize();
             const Op op = P.ops[pc];
             if (op == Op::LddwHigh) continue;
+            if (const std::size_t last = group(pc)) {
+                pc = last;
+                continue;
+            }
             if (const std::size_t k = fuse(pc)) {   // the pcs inside start where the pattern does
                 for (std::size_t q = pc + 1; q < pc + k; ++q) pc_off[q] = pc_off[pc];
                 pc += k - 1;
@@ -1431,6 +1512,7 @@ void analyse(Jit::Impl& impl) {
         default: succ[pc] = {next, -1}; break;
         }
         if (f == Form::CALLX || op == Op::LDDW_FUNC) frames = true;
+        if (f == Form::CALLX) impl.has_callx = true;
         if (f == Form::CALL || f == Form::CALL_KFUNC || f == Form::LDABS || f == Form::LDIND) helpers = true;
         if (op == Op::LDDW_FUNC) jump(static_cast<int64_t>(pc) + 1 + in.imm);
         switch (f) {

@@ -28,12 +28,13 @@ inline constexpr uint32_t kJitOptStackRegs = 8;   // the most used 8-byte stack 
                                                   // default: no gain where rbp-relative spills are renamed)
 inline constexpr uint32_t kJitOptAddr = 16;       // rS = rB; rS += rC; load [rS+o], rS dead -> load [rB+rC+o]
 inline constexpr uint32_t kJitOptBranch = 32;     // if (c) goto +1; goto L  ->  if (!c) goto L
+inline constexpr uint32_t kJitOptGroup = 64;      // checked mode: one bounds test for loads from one base
 inline constexpr uint32_t kJitOptDefault = ~kJitOptStackRegs;
 
 struct JitOptions {
     bool checked = true;
     // Optimisations (bits of kJitOpt*). Checked mode uses only those that keep every trap at
-    // the interpreter's pc with its message (lea, movzx, address folding).
+    // the interpreter's pc with its message (lea, movzx, address folding, grouped checks).
     uint32_t optimize = kJitOptDefault;
     // Tests only: BPF register i lives in the x86 register of BPF register (i + rotate) % 11 of
     // the default mapping, which shakes out code that assumes a fixed mapping.
