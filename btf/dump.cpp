@@ -555,8 +555,10 @@ private:
                 off = m_off + m.bitfield_size;
                 prev_bitfield = true;
             } else {
-                const int32_t sz = static_cast<int32_t>(std::max<int64_t>(0, resolve_size(m.type)));
-                off = m_off + int64_t(sz) * 8;
+                // In 64 bits: a member type of 2 GiB or more (corrupt BTF: it cannot fit its struct)
+                // truncated to 32 would put `off` far below the next member, and the padding up to
+                // it would run to billions of lines.
+                off = m_off + std::max<int64_t>(0, resolve_size(m.type)) * 8;
                 prev_bitfield = false;
             }
             o.put(';');

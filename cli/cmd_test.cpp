@@ -318,7 +318,8 @@ int cmd_test(const std::vector<std::string>& args) {
         ("junit", po::value<std::string>(), "write JUnit XML to this file ('-': stdout)")
         ("json", po::value<std::string>(), "write the results as JSON to this file ('-': stdout)")
         ("merge", "the inputs are --json results of shards: report them as one run")
-        ("engine", po::value<std::string>()->default_value("interp"), "interp, or jit (the x86-64 JIT, checked: the same results)")
+        ("engine", po::value<std::string>()->default_value("auto"),
+         "auto (the JIT for programs the verifier model accepts, else the interpreter), interp, or jit (the x86-64 JIT, checked: the same results)")
         ("btf-matrix", po::value<std::string>(), "run every scenario against every kernel BTF in this directory (raw BTF, or ELF "
                                                  "files with .BTF), one result per kernel, instead of the scenarios' own 'btf' lists")
         ("coverage", po::value<std::string>(), "write line coverage of the BPF C source over all runs to this lcov tracefile; "
@@ -364,9 +365,11 @@ int cmd_test(const std::vector<std::string>& args) {
     std::vector<ScenarioFile> files = find_scenarios(inputs);
     if (files.empty()) throw Error(ErrorCode::Usage, fmt::format("test: no scenario (*.yaml, *.yml) in {}", fmt::join(inputs, ", ")));
     const std::string engine_name = vm["engine"].as<std::string>();
-    if (engine_name != "interp" && engine_name != "jit")
-        throw Error(ErrorCode::Usage, fmt::format("--engine must be 'interp' or 'jit', not '{}'", engine_name));
-    const harness::Engine engine = engine_name == "jit" ? harness::Engine::Jit : harness::Engine::Interpreter;
+    if (engine_name != "interp" && engine_name != "jit" && engine_name != "auto")
+        throw Error(ErrorCode::Usage, fmt::format("--engine must be 'auto', 'interp' or 'jit', not '{}'", engine_name));
+    const harness::Engine engine = engine_name == "jit"    ? harness::Engine::Jit
+                                   : engine_name == "auto" ? harness::Engine::Auto
+                                                           : harness::Engine::Interpreter;
     // --btf-matrix: the kernels, sorted by name, every regular file of the directory.
     std::vector<fs::path> matrix;
     if (vm.count("btf-matrix")) {

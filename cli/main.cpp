@@ -1,4 +1,5 @@
 // bpfsim: command-line front end, bpftool style: `bpfsim <verb> [options]`.
+#include "cli/inputs.hpp"
 #include "harness/harness.hpp"
 #include "verifier/scenario_verifier.hpp"
 #include "vm/vm.hpp"
@@ -22,10 +23,18 @@
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
 using namespace bpfsim;
+using namespace bpfsim::cli;
 namespace bpfsim { int cmd_btf(const std::vector<std::string>& args); }   // cli/cmd_btf.cpp
 namespace bpfsim { int cmd_test(const std::vector<std::string>& args); }  // cli/cmd_test.cpp
 namespace bpfsim { int cmd_kernel_verify(const std::vector<std::string>& args); }  // cli/cmd_kernel_verify.cpp
 namespace bpfsim { int cmd_verify(const std::vector<std::string>& args); }  // cli/cmd_verify.cpp
+namespace bpfsim { int cmd_bench(const std::vector<std::string>& args); }  // cli/cmd_bench.cpp
+namespace bpfsim {   // cli/cmd_fuzz.cpp
+int cmd_fuzz(const std::vector<std::string>& args);
+int fuzz_child(int argc, char** argv);
+void add_replay_options(boost::program_options::options_description& d);
+int fuzz_replay(const boost::program_options::variables_map& vm, const std::string& object);
+}
 
 namespace {
 
@@ -63,31 +72,16 @@ void add_run_options(po::options_description& d) {
     d.add_options()
         ("budget", po::value<uint64_t>()->default_value(1'000'000), "instruction budget (0: unlimited)")
         ("dispatch", po::value<std::string>()->default_value("threaded"), "interpreter dispatch: threaded|switch")
-        ("engine", po::value<std::string>()->default_value("interp"), "interp, or jit (the x86-64 JIT, checked: the same results)");
+        ("engine", po::value<std::string>()->default_value("auto"),
+         "auto (the JIT when the verifier model accepted the program, else the interpreter), interp, or jit (the x86-64 JIT, checked: the same results)");
 }
 
 harness::Engine engine_option(const po::variables_map& vm) {
     const auto e = vm["engine"].as<std::string>();
     if (e == "interp") return harness::Engine::Interpreter;
     if (e == "jit") return harness::Engine::Jit;
-    throw Error(ErrorCode::Usage, fmt::format("--engine must be 'interp' or 'jit', not '{}'", e));
-}
-
-std::vector<uint8_t> parse_hex_bytes(const std::string& text, const std::string& what) {
-    std::vector<uint8_t> out;
-    std::string digits;
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        char c = text[i];
-        if (c == '0' && i + 1 < text.size() && (text[i + 1] == 'x' || text[i + 1] == 'X')) { ++i; continue; }
-        if (std::isxdigit(static_cast<unsigned char>(c))) digits += c;
-        else if (!std::isspace(static_cast<unsigned char>(c)) && c != ',' && c != ':')
-            throw Error(ErrorCode::Usage, fmt::format("{}: '{}' is not a hex digit", what, c));
-        if (!std::isxdigit(static_cast<unsigned char>(c)) && digits.size() % 2)
-            throw Error(ErrorCode::Usage, fmt::format("{}: odd number of hex digits in a byte", what));
-    }
-    if (digits.size() % 2) throw Error(ErrorCode::Usage, fmt::format("{}: odd number of hex digits", what));
-    for (std::size_t i = 0; i < digits.size(); i += 2) out.push_back(static_cast<uint8_t>(std::stoul(digits.substr(i, 2), nullptr, 16)));
-    return out;
+    if (e == "auto") return harness::Engine::Auto;
+    throw Error(ErrorCode::Usage, fmt::format("--engine must be 'auto', 'interp' or 'jit', not '{}'", e));
 }
 
 std::vector<fs::path> data_files(const std::vector<std::string>& inputs) {
@@ -172,99 +166,6 @@ int cmd_conformance_plugin(const std::vector<std::string>& args) {
     return 0;
 }
 
-// The program to run: the one named, or the object's first.
-std::string program_name(const harness::Object& obj, const std::string& named, const std::string& path) {
-    if (!named.empty()) return named;
-    if (obj.programs().empty()) {
-        Location loc;
-        loc.file = path;
-        throw Error(ErrorCode::NotFound, "object has no programs", loc);
-    }
-    return obj.programs().front().name;
-}
-
-// A number from the command line: decimal, 0x hex, or negative (two's complement).
-uint64_t parse_number(const std::string& text, const std::string& what) {
-    const auto v = harness::parse_integer(text);
-    if (!v) throw Error(ErrorCode::Usage, fmt::format("{}: '{}' is not a number", what, text));
-    return *v;
-}
-
-// --mem HEX or --mem-file FILE: input memory for r1/r2.
-std::vector<uint8_t> input_memory(const po::variables_map& vm) {
-    std::vector<uint8_t> mem = parse_hex_bytes(vm["mem"].as<std::string>(), "--mem");
-    if (auto mf = vm["mem-file"].as<std::string>(); !mf.empty()) {
-        std::ifstream f(mf, std::ios::binary);
-        if (!f) {
-            Location loc;
-            loc.file = mf;
-            throw Error(ErrorCode::Io, "cannot open file", loc);
-        }
-        mem.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-    }
-    return mem;
-}
-
-// Reads instructions from an ELF object (with --prog), a .data file, assembly text or raw bytes.
-vm::Program load_program(const std::string& input, const std::string& prog, const std::string& format) {
-    fs::path p(input);
-    std::string fmt_ = format;
-    if (fmt_ == "auto") {
-        std::ifstream f(p, std::ios::binary);
-        if (!f) {
-            Location loc;
-            loc.file = input;
-            throw Error(ErrorCode::Io, "cannot open file", loc);
-        }
-        char magic[4] = {};
-        f.read(magic, 4);
-        if (f.gcount() == 4 && std::memcmp(magic, "\x7f" "ELF", 4) == 0) fmt_ = "elf";
-        else if (p.extension() == ".data") fmt_ = "data";
-        else if (p.extension() == ".s" || p.extension() == ".asm") fmt_ = "asm";
-        else fmt_ = "raw";
-    }
-    vm::Program out;
-    out.file = input;
-    if (fmt_ == "elf") {
-        auto obj = harness::Object::open(p);
-        if (!obj) throw obj.error();
-        auto linked = obj->link(program_name(*obj, prog, input));
-        if (!linked) throw linked.error();
-        return linked->prog;
-    }
-    std::ifstream f(p, std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    if (fmt_ == "data") {
-        auto c = harness::parse_conformance_text(ss.str(), input);
-        if (!c) throw c.error();
-        if (!c->raw.empty())
-            for (uint64_t w : c->raw) out.insns.push_back(vm::Insn::from_raw(w));
-        else {
-            auto a = vm::assemble(c->asm_text, input);
-            if (!a) throw a.error();
-            out.insns = *a;
-        }
-    } else if (fmt_ == "asm") {
-        auto a = vm::assemble(ss.str(), input);
-        if (!a) throw a.error();
-        out.insns = *a;
-    } else if (fmt_ == "raw") {
-        const std::string s = ss.str();
-        if (s.size() % 8) {
-            Location loc;
-            loc.file = input;
-            throw Error(ErrorCode::InvalidInsn, fmt::format("raw program is {} bytes, not a multiple of 8", s.size()), loc);
-        }
-        out.insns.resize(s.size() / 8);
-        std::memcpy(out.insns.data(), s.data(), s.size());
-    } else {
-        throw Error(ErrorCode::Usage, fmt::format("unknown --format '{}' (auto|elf|data|asm|raw)", fmt_));
-    }
-    out.name = fs::path(input).stem().string();
-    return out;
-}
-
 int cmd_disasm(const std::vector<std::string>& args) {
     po::options_description d("options");
     d.add_options()("input", po::value<std::string>(), "ELF object, .data, assembly or raw file")
@@ -328,13 +229,6 @@ int cmd_asm(const std::vector<std::string>& args) {
     return 0;
 }
 
-bool is_elf(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    char magic[4] = {};
-    f.read(magic, 4);
-    return f.gcount() == 4 && std::memcmp(magic, "\x7f" "ELF", 4) == 0;
-}
-
 std::string hex_bytes(const std::vector<uint8_t>& b, std::size_t per_line = 16, const std::string& indent = "  ") {
     std::string out;
     for (std::size_t i = 0; i < b.size(); ++i) {
@@ -374,7 +268,7 @@ Snapshot snapshot(harness::World& w) {
 
 // Runs a program of an ELF object in a World: packet types get --packet, others --ctx.
 int run_object(const po::variables_map& vm, const vm::RunOptions& opts) {
-    const auto path = vm["input"].as<std::string>();
+    const auto path = vm["file"].as<std::string>();
     auto obj = harness::Object::open(path);
     if (!obj) throw obj.error();
     const std::string name = program_name(*obj, vm["prog"].as<std::string>(), path);
@@ -383,20 +277,8 @@ int run_object(const po::variables_map& vm, const vm::RunOptions& opts) {
         auto l = obj->link(name);
         throw l.error();
     }
-    harness::WorldOptions wo;
+    harness::WorldOptions wo = world_options(vm);
     wo.engine = engine_option(vm);
-    wo.seed = vm["seed"].as<uint64_t>();
-    wo.ncpus = std::max(1u, vm["ncpus"].as<unsigned>());
-    if (auto b = vm["btf"].as<std::string>(); !b.empty()) {
-        auto k = harness::load_kernel_btf(b);
-        if (!k) throw k.error();
-        wo.kernel_btf = *k;
-    }
-    for (const auto& kv : vm["kconfig"].as<std::vector<std::string>>()) {
-        const auto eq = kv.find('=');
-        if (eq == std::string::npos || eq == 0) throw Error(ErrorCode::Usage, fmt::format("--kconfig '{}': write NAME=VALUE", kv));
-        wo.kconfig[kv.substr(0, eq)] = kv.substr(eq + 1);
-    }
     if (!vm.count("no-verify")) {
         // The kernel would refuse to load a program its verifier rejects: so does run, by the
         // verifier model's verdict (bpfsim verify), unless told not to.
@@ -413,31 +295,11 @@ int run_object(const po::variables_map& vm, const vm::RunOptions& opts) {
     auto world = harness::World::create(*obj, wo);
     if (!world) throw world.error();
     harness::World& w = **world;
-    if (auto t = vm["task"].as<std::string>(); !t.empty()) {   // PID:COMM becomes the current task
-        const auto colon = t.find(':');
-        harness::TaskSpec ts;
-        ts.pid = static_cast<uint32_t>(parse_number(t.substr(0, colon), "--task"));
-        if (colon != std::string::npos) ts.comm = t.substr(colon + 1);
-        auto task = w.add_task(ts);
-        if (!task) throw task.error();
-        w.current_task = *task;
-    }
-    if (auto mi = vm["map-init"].as<std::string>(); !mi.empty()) {
-        auto n = harness::load_map_init(w, mi);
-        if (!n) throw n.error();
-    }
+    if (!vm.count("no-verify")) w.mark_verified(name);   // accepted above: Engine::Auto runs the JIT
+    prepare_world(w, vm);
     const bool packet_type = harness::ctx_kind(def->type) == harness::CtxKind::XdpMd || harness::ctx_kind(def->type) == harness::CtxKind::SkBuff;
-    std::vector<uint8_t> packet, ctx;
-    if (auto p = vm["packet"].as<std::string>(); !p.empty()) {
-        auto r = harness::read_packet(p);
-        if (!r) throw r.error();
-        packet = *r;
-    }
-    if (auto c = vm["ctx"].as<std::string>(); !c.empty()) {
-        auto r = harness::read_packet(c);
-        if (!r) throw r.error();
-        ctx = *r;
-    }
+    const std::vector<uint8_t> packet = packet_input(vm);
+    std::vector<uint8_t> ctx;
     // Input memory instead of a context (r1 = pointer, r2 = length), as for bare programs.
     std::vector<uint8_t> mem = input_memory(vm);   // the program may write it
     if (!mem.empty()) {
@@ -448,8 +310,11 @@ int run_object(const po::variables_map& vm, const vm::RunOptions& opts) {
         const uint64_t repeat = std::max<uint64_t>(1, vm["repeat"].as<uint64_t>());
         vm::RunResult r;
         const auto t0 = std::chrono::steady_clock::now();
-        for (uint64_t i = 0; i < repeat && !r.trap; ++i)
-            r = (*interp)->run(w, {reinterpret_cast<uint64_t>(mem.data()), mem.size(), 0, 0, 0}, opts);
+        for (uint64_t i = 0; i < repeat && !r.trap; ++i) {
+            auto rr = w.run_args(def->name, {reinterpret_cast<uint64_t>(mem.data()), mem.size(), 0, 0, 0}, opts);
+            if (!rr) throw rr.error();
+            r = std::move(*rr);
+        }
         const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / double(repeat);
         if (r.trap) fmt::print("{}: trap: {}\n", def->name, r.trap->message);
         else fmt::print("{}: r0 = {} ({:#x})\n", def->name, r.r0, r.r0);
@@ -461,20 +326,7 @@ int run_object(const po::variables_map& vm, const vm::RunOptions& opts) {
     if (packet_type && packet.empty())
         throw Error(ErrorCode::Usage, fmt::format("program '{}' ({}) needs --packet HEX|FILE|pcap:FILE", def->name, harness::to_string(def->type)));
     if (!packet_type) {
-        harness::ContextSpec spec;
-        spec.raw = ctx;
-        for (const auto& a : vm["arg"].as<std::vector<std::string>>()) spec.args.push_back(parse_number(a, "--arg"));
-        for (const auto& f : vm["field"].as<std::vector<std::string>>()) {
-            const auto eq = f.find('=');
-            if (eq == std::string::npos || eq == 0) throw Error(ErrorCode::Usage, fmt::format("--field '{}': write NAME=VALUE", f));
-            // A number, or text (char arrays, __data_loc strings, string arguments): NAME="TEXT"
-            // or any value that is not a number.
-            std::string v = f.substr(eq + 1);
-            const auto n = harness::parse_integer(v);
-            if (v.size() >= 2 && v.front() == '"' && v.back() == '"') spec.strings.emplace_back(f.substr(0, eq), v.substr(1, v.size() - 2));
-            else if (n) spec.fields.emplace_back(f.substr(0, eq), *n);
-            else spec.strings.emplace_back(f.substr(0, eq), std::move(v));
-        }
+        const harness::ContextSpec spec = context_spec(vm);
         auto built = harness::build_context(def->type, def->attach, spec, w.options(), w.has_kernel() ? &w.kernel() : nullptr);
         if (!built) throw built.error();
         ctx = std::move(built.value());
@@ -526,11 +378,11 @@ int run_object(const po::variables_map& vm, const vm::RunOptions& opts) {
         if (after[i] == before[i]) continue;
         MapChange c{obj->maps()[i].name, {}, {}};
         for (const auto& [k, v] : after[i]) {
-            auto old = std::find_if(before[i].begin(), before[i].end(), [&](const auto& e) { return e.first == k; });
+            auto old = std::find_if(before[i].begin(), before[i].end(), [&k = k](const auto& e) { return e.first == k; });
             if (old == before[i].end() || old->second != v) c.set.emplace_back(k, v);
         }
         for (const auto& [k, v] : before[i])
-            if (std::none_of(after[i].begin(), after[i].end(), [&](const auto& e) { return e.first == k; })) c.deleted.push_back(k);
+            if (std::none_of(after[i].begin(), after[i].end(), [&k = k](const auto& e) { return e.first == k; })) c.deleted.push_back(k);
         changes.push_back(std::move(c));
     }
     if (vm.count("json")) {
@@ -591,36 +443,27 @@ int run_object(const po::variables_map& vm, const vm::RunOptions& opts) {
 
 int cmd_run(const std::vector<std::string>& args) {
     po::options_description d("options");
-    d.add_options()("input", po::value<std::string>(), "ELF object, .data, assembly or raw file")
+    d.add_options()("file", po::value<std::string>(), "ELF object, .data, assembly or raw file")
         ("prog,p", po::value<std::string>()->default_value(""), "program (function or section) in an ELF object")
         ("format", po::value<std::string>()->default_value("auto"), "input format: auto|elf|data|asm|raw")
-        ("packet", po::value<std::string>()->default_value(""), "object programs: packet as hex, a raw file, or pcap:FILE[#N]")
-        ("ctx", po::value<std::string>()->default_value(""), "object programs without packets: context bytes (hex or file)")
-        ("seed", po::value<uint64_t>()->default_value(0), "seed of bpf_get_prandom_u32")
-        ("mem", po::value<std::string>()->default_value(""), "raw programs: input memory as hex (r1 = pointer, r2 = length)")
-        ("mem-file", po::value<std::string>()->default_value(""), "raw programs: input memory from a file")
-        ("arg", po::value<std::vector<std::string>>()->default_value({}, "")->composing(),
-         "tracing programs: the next argument (kprobe: di, si, dx, cx, r8, r9; fentry/raw_tp: args[]; sys_enter_*: args)")
-        ("field", po::value<std::vector<std::string>>()->default_value({}, "")->composing(),
-         "tracing programs: NAME=VALUE of a context field (a register, common_pid, ret, a tracepoint field by name, "
-         "NAME[i], OFFSET:SIZE); text for char arrays, __data_loc strings and string arguments")
-        ("map-init", po::value<std::string>()->default_value(""), "fill maps first from a JSON file ({\"MAP\": [{\"key\": .., \"value\": ..}]})")
-        ("kconfig", po::value<std::vector<std::string>>()->default_value({}, "")->composing(), "CONFIG_NAME=VALUE for __kconfig externs")
-        ("ncpus", po::value<unsigned>()->default_value(1), "CPUs of per-CPU maps")
-        ("task", po::value<std::string>()->default_value(""), "PID:COMM: a task in kernel memory (needs --btf) that becomes current")
-        ("btf", po::value<std::string>()->default_value(""), "the kernel's BTF (raw, or an ELF's .BTF): CO-RE target and kernel object layout")
         ("repeat", po::value<uint64_t>()->default_value(1), "run N times and report the time per run")
         ("json", "print the result as JSON")
         ("no-verify", "run an object's program even when the verifier model rejects it");
+    add_input_options(d);
     add_run_options(d);
+    add_replay_options(d);   // --input REPRODUCER and what decodes it (cli/cmd_fuzz.cpp)
     po::positional_options_description pos;
-    pos.add("input", 1);
-    auto vm = parse("run", "FILE [--prog NAME] [--packet HEX|FILE] [--mem HEX]", d, pos, args);
+    pos.add("file", 1);
+    auto vm = parse("run", "FILE [--prog NAME] [--packet HEX|FILE] [--mem HEX] [--input REPRODUCER]", d, pos, args);
     if (!vm) return 0;
-    if (!vm->count("input")) throw Error(ErrorCode::Usage, "run: give a file");
+    if (!vm->count("file")) throw Error(ErrorCode::Usage, "run: give a file");
     auto opts = run_options(*vm);
-    const auto input = (*vm)["input"].as<std::string>();
+    const auto input = (*vm)["file"].as<std::string>();
     const auto format = (*vm)["format"].as<std::string>();
+    if (vm->count("input")) {
+        if (!is_elf(input)) throw Error(ErrorCode::Usage, fmt::format("run --input replays a `bpfsim fuzz` input for a program of an ELF object; '{}' is none", input));
+        return fuzz_replay(*vm, input);
+    }
     if (format == "elf" || (format == "auto" && is_elf(input))) return run_object(*vm, opts);
     auto prog = load_program(input, (*vm)["prog"].as<std::string>(), format);
     std::vector<uint8_t> mem = input_memory(*vm);
@@ -753,6 +596,8 @@ const std::map<std::string, Verb>& verbs() {
         {"test", {"run scenarios (YAML): one line per step, then 'N passed, M failed'", cmd_test}},
         {"kernel-verify", {"the running kernel's verifier verdict and log for an object's programs (root); --corpus DIR: survey", cmd_kernel_verify}},
         {"verify", {"the verifier model's verdict (Linux 6.18 rules) for an object's programs, without root", cmd_verify}},
+        {"fuzz", {"coverage-guided fuzzing of a program's input (libFuzzer): findings with the source line and a reproducer", cmd_fuzz}},
+        {"bench", {"time a program in the interpreter and the JIT: ns/run, insns/run, helper share; --profile per source line", cmd_bench}},
         {"btf", {"btf dump FILE: BTF as bpftool prints it (raw, --json, --format c); btf record: minimal BTF for CO-RE", cmd_btf}},
     };
     return v;
@@ -774,6 +619,8 @@ int main(int argc, char** argv) {
         std::cout << "bpfsim 0.1.0\n";
         return 0;
     }
+    // A libFuzzer job started by `bpfsim fuzz -jobs=N` (its argv is libFuzzer's flags).
+    if (std::getenv("BPFSIM_FUZZ_CHILD") && !verbs().count(argv[1])) return bpfsim::fuzz_child(argc, argv);
     const std::string verb = argv[1];
     auto it = verbs().find(verb);
     if (it == verbs().end()) {

@@ -63,6 +63,9 @@ bpfsim_bpf_object(sock_filter corpus/examples/sock_filter.c)
 # Kernel selftest annotations (bpf_misc.h tags) for `bpfsim test OBJ` (tests/test_annotations.cpp).
 bpfsim_bpf_object(feat_annotations corpus/features/annotations.c)
 bpfsim_bpf_object(kernel_reject corpus/verifier/kernel_reject.c)   # kernel-verify's known rejection
+# `bpfsim fuzz`: a planted bug only a specific multi-byte input reaches (tests/fuzz_cli.sh).
+bpfsim_bpf_object(fuzz_telemetry corpus/fuzz/telemetry.c)
+bpfsim_bpf_object(fuzz_oob corpus/fuzz/oob.c)   # rejected by the verifier: fuzzed with --no-verify
 
 get_property(_objs GLOBAL PROPERTY BPFSIM_BPF_OBJECTS)
 add_custom_target(bpf_corpus ALL DEPENDS ${_objs})

@@ -305,7 +305,7 @@ Result<std::vector<uint8_t>> build_context(ProgType type, std::string_view attac
             l.set(off, size, value);
         }
         for (const auto& [name, value] : spec.strings) {
-            const auto it = std::find_if(l.texts.begin(), l.texts.end(), [&](const TextField& t) { return t.name == name; });
+            const auto it = std::find_if(l.texts.begin(), l.texts.end(), [&name = name](const TextField& t) { return t.name == name; });
             if (it == l.texts.end() && (l.field(name) || (ctx_kind(type) == CtxKind::PtRegs && reg_offset(name))))
                 usage(fmt::format("context field '{}' takes a number, not '{}'", name, value));
             if (it == l.texts.end()) {

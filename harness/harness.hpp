@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <set>
 #include <span>
 #include <memory>
 #include <optional>
@@ -335,7 +336,9 @@ class Map;   // harness/maps.hpp
 // How a world runs programs: the interpreter, or the x86-64 JIT in checked mode (memory checks
 // and the instruction budget as the interpreter's, the same results). Coverage runs always use
 // the interpreter.
-enum class Engine : uint8_t { Interpreter, Jit };
+// Auto: the checked JIT for programs marked verified (World::mark_verified: the verifier model
+// accepts them), the interpreter for the rest. Coverage runs always use the interpreter.
+enum class Engine : uint8_t { Interpreter, Jit, Auto };
 
 struct WorldOptions {
     Engine engine = Engine::Interpreter;
@@ -503,10 +506,19 @@ public:
     Result<vm::Program> bind(const LinkedProgram& lp) const;
     // Links, binds and compiles a program of the object (cached).
     Result<const vm::Interpreter*> compiled(std::string_view prog);
+    // The verifier model accepts prog: with Engine::Auto it runs in the (checked) JIT.
+    void mark_verified(std::string_view prog) { verified_.emplace(prog); }
+    // Whether a run of prog (without coverage) uses the JIT.
+    bool uses_jit(std::string_view prog) const {
+        return opts_.engine == Engine::Jit || (opts_.engine == Engine::Auto && verified_.count(prog));
+    }
 
     // Runs a program with a packet (networking types) or a raw context (others).
     Result<ProgramRun> run_packet(std::string_view prog, const std::vector<uint8_t>& packet, const vm::RunOptions& ro = {});
     Result<ProgramRun> run_ctx(std::string_view prog, std::vector<uint8_t> ctx, const vm::RunOptions& ro = {});
+    // Runs a program with raw r1..r5 (e.g. pointer and length of input memory in mem), with
+    // the world's engine.
+    Result<vm::RunResult> run_args(std::string_view prog, std::array<uint64_t, 5> args, const vm::RunOptions& ro = {});
 
     // Simulated kernel memory (needs WorldOptions::kernel_btf; throws Error{Usage} without).
     KernelMemory& kernel();
@@ -592,6 +604,7 @@ private:
     std::vector<std::string> map_errors_;   // why maps_[i] is null
     std::map<std::string, vm::Interpreter, std::less<>> compiled_;
     std::map<std::string, vm::Jit, std::less<>> jits_;   // WorldOptions::engine == Jit
+    std::set<std::string, std::less<>> verified_;          // Engine::Auto runs these in the JIT
     // Runs a compiled program with the world's engine.
     vm::RunResult execute(std::string_view prog, const vm::Interpreter& interp, std::array<uint64_t, 5> args, const vm::RunOptions& ro);
     std::map<std::string, std::vector<std::pair<std::size_t, std::string>>, std::less<>> poisoned_;   // CO-RE failures per program

@@ -490,6 +490,10 @@ int64_t move_tail(World& w, uint32_t at, int64_t delta) {
     auto& p = w.pkt;
     if (delta > 0 && p.data_end + static_cast<uint64_t>(delta) > p.cap) return kENOMEM_;
     if (delta < 0 && at + static_cast<uint64_t>(-delta) > p.data_end) return kEINVAL;
+    // Room past the end of a short packet (bpf_skb_adjust_room at the network header of a frame
+    // cut inside it): the kernel moves the headers from the (zeroed) tailroom, so the packet
+    // just grows by zeros.
+    if (at > p.data_end) at = p.data_end;
     const uint32_t tail = p.data_end - at;
     if (delta > 0) {
         std::memmove(p.buf + at + delta, p.buf + at, tail);

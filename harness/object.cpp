@@ -586,7 +586,8 @@ Result<LinkedProgram> Object::link(std::string_view name, const btf::CoreTargets
             vm::Insn& in = insns[pc];
             const Rel* rel = nullptr;
             if (auto r = es.rels.find(sidx * 8); r != es.rels.end()) rel = &r->second;
-            auto where = [&](const std::string& what) {
+            // An init-capture: clang 14 cannot capture a structured binding.
+            auto where = [&, sidx = sidx](const std::string& what) {
                 fail(file, es.name, fmt::format("instruction {} (pc {} of '{}'): {}", sidx, pc, def->name, what));
             };
             const bool is_call = in.code == 0x85;

@@ -221,6 +221,83 @@ std::vector<uint8_t> read_step_packet(Reader& r, const YAML::Node& p, const fs::
     return *built;
 }
 
+// A helper by its kernel name, with or without "bpf_"; -1 when there is none.
+int32_t helper_by_name(std::string_view name) {
+    const std::string_view bare = name.starts_with("bpf_") ? name.substr(4) : name;
+    for (int32_t id = 0; !bare.empty() && id <= vm::kernel_helper_max_id(); ++id)
+        if (vm::kernel_helper_name(id) == bare) return id;
+    return -1;
+}
+
+// HELPER: calls pairs (expect.helpers, fuzz.max_helpers).
+std::vector<ScenarioHelperExpect> read_helper_counts(const Reader& r, const YAML::Node& hs, const char* what) {
+    if (!hs.IsMap()) r.fail(hs, fmt::format("{}: expected HELPER: calls pairs", what));
+    std::vector<ScenarioHelperExpect> out;
+    for (const auto& kv : hs) {
+        ScenarioHelperExpect he;
+        he.line = r.line(kv.first);
+        he.name = r.str(kv.first, "helper");
+        he.id = helper_by_name(he.name);
+        if (he.id < 0) r.fail(kv.first, fmt::format("{}: no helper named '{}'", what, he.name));
+        he.calls = r.num(kv.second, "helper calls");
+        out.push_back(std::move(he));
+    }
+    return out;
+}
+
+// A line or a list of lines; /regex/ lines must compile.
+std::vector<std::string> read_lines(const Reader& r, const YAML::Node& n, const char* what) {
+    std::vector<std::string> out;
+    if (n.IsScalar()) out.push_back(n.Scalar());
+    else if (n.IsSequence())
+        for (const auto& l : n) out.push_back(r.str(l, what));
+    else r.fail(n, fmt::format("{}: expected a line or a list of lines", what));
+    for (const auto& l : out)
+        if (l.size() >= 2 && l.front() == '/' && l.back() == '/') {
+            try {
+                std::regex(l.substr(1, l.size() - 2));
+            } catch (const std::regex_error& ex) {
+                r.fail(n, fmt::format("{}: bad regular expression {}: {}", what, l, ex.what()));
+            }
+        }
+    return out;
+}
+
+// fuzz: {return: [..], forbid_trace: [..], max_insns: N, max_helpers: {H: N}, maps: {M: {max_entries: N, absent: [..]}}}
+ScenarioFuzz read_fuzz(const Reader& r, const YAML::Node& fz, const ScenarioStep& step) {
+    if (step.run.empty()) r.fail(fz, "fuzz: only a step that runs a program can be fuzzed");
+    r.only(fz, {"return", "forbid_trace", "max_insns", "max_helpers", "maps"}, "fuzz");
+    ScenarioFuzz f;
+    f.line = r.line(fz);
+    if (auto rv = fz["return"]) {
+        if (rv.IsScalar()) f.returns.push_back(rv.Scalar());
+        else if (rv.IsSequence())
+            for (const auto& v : rv) f.returns.push_back(r.str(v, "fuzz.return"));
+        else r.fail(rv, "fuzz.return: expected a return value or a list of them");
+        for (const auto& v : f.returns)
+            if (!parse_return_value(v)) r.fail(rv, fmt::format("fuzz.return: '{}' is neither a number nor a known action", v));
+    }
+    if (auto t = fz["forbid_trace"]) f.forbid_trace = read_lines(r, t, "fuzz.forbid_trace");
+    if (fz["max_insns"]) f.max_insns = r.num(fz["max_insns"], "fuzz.max_insns");
+    if (auto hs = fz["max_helpers"]) f.max_helpers = read_helper_counts(r, hs, "fuzz.max_helpers");
+    if (auto ms = fz["maps"]) {
+        if (!ms.IsMap()) r.fail(ms, "fuzz.maps: expected MAP: {max_entries: N, absent: [keys]}");
+        for (const auto& kv : ms) {
+            ScenarioFuzzMap fm;
+            fm.line = r.line(kv.first);
+            fm.map = r.str(kv.first, "map name");
+            r.only(kv.second, {"max_entries", "absent"}, "fuzz.maps entry");
+            if (kv.second["max_entries"]) fm.max_entries = r.num(kv.second["max_entries"], "max_entries");
+            if (auto a = kv.second["absent"]) {
+                if (!a.IsSequence()) r.fail(a, "absent: expected a list of keys");
+                for (const auto& k : a) fm.absent.push_back(r.value(k, "absent key"));
+            }
+            f.maps.push_back(std::move(fm));
+        }
+    }
+    return f;
+}
+
 }  // namespace
 
 Result<Scenario> load_scenario(const fs::path& file, const std::vector<fs::path>& search) {
@@ -345,7 +422,7 @@ Result<Scenario> load_scenario(const fs::path& file, const std::vector<fs::path>
         const YAML::Node steps = doc["steps"];
         if (!steps || !steps.IsSequence() || steps.size() == 0) r.fail(doc, "scenario: 'steps' must be a non-empty list");
         for (const auto& st : steps) {
-            r.only(st, {"name", "run", "current", "advance_ns", "update", "delete", "args", "fields", "ctx", "packet", "expect"}, "step");
+            r.only(st, {"name", "run", "current", "advance_ns", "update", "delete", "args", "fields", "ctx", "packet", "expect", "fuzz"}, "step");
             ScenarioStep step;
             step.line = r.line(st);
             if (st["run"]) step.run = r.str(st["run"], "run");
@@ -511,21 +588,10 @@ Result<Scenario> load_scenario(const fs::path& file, const std::vector<fs::path>
                     }
                 }
                 if (auto hs = e["helpers"]) {
-                    if (!hs.IsMap()) r.fail(hs, "expect.helpers: expected HELPER: calls pairs");
-                    for (const auto& kv : hs) {
-                        ScenarioHelperExpect he;
-                        he.line = r.line(kv.first);
-                        he.name = r.str(kv.first, "helper");
-                        const std::string_view bare = std::string_view(he.name).starts_with("bpf_") ? std::string_view(he.name).substr(4) : std::string_view(he.name);
-                        he.id = -1;
-                        for (int32_t id = 0; id <= vm::kernel_helper_max_id(); ++id)
-                            if (!bare.empty() && vm::kernel_helper_name(id) == bare) he.id = id;
-                        if (he.id < 0) r.fail(kv.first, fmt::format("helpers: no helper named '{}'", he.name));
-                        he.calls = r.num(kv.second, "helper calls");
-                        step.expect.helpers.push_back(std::move(he));
-                    }
+                    step.expect.helpers = read_helper_counts(r, hs, "helpers");
                 }
             }
+            if (auto fz = st["fuzz"]) step.fuzz = read_fuzz(r, fz, step);
             check_refs(step.ctx_refs);
             s.steps.push_back(std::move(step));
         }
@@ -1116,91 +1182,114 @@ void check_records(const Codec& obj_codec, const Codec& kernel_codec, World& w, 
                          re.records.size() == 1 ? "" : "s", got.size()));
 }
 
+// A scenario's world before its first step: maps, kernel objects, tasks, the current task.
+struct Setup {
+    std::unique_ptr<World> world;
+    std::unique_ptr<btf::Btf> fixed;   // the object's BTF with DATASEC sizes and offsets filled in (global data by name)
+    std::unique_ptr<Codec> codec, kernel_codec;
+    std::map<std::string, uint64_t> addrs;   // objects and tasks by name
+    std::map<std::string, uint64_t> tasks;
+};
+
+std::unique_ptr<Setup> set_up(const Scenario& s, const Object& obj, std::size_t btf_index) {
+    auto su = std::make_unique<Setup>();
+    WorldOptions wo = s.world;
+    if (!s.btf.empty()) {
+        auto k = load_kernel_btf(s.btf.at(btf_index));
+        if (!k) throw k.error();
+        wo.kernel_btf = *k;
+    }
+    auto world = World::create(obj, wo);
+    if (!world) throw world.error();
+    su->world = std::move(world.value());
+    World& w = *su->world;
+    if (!s.map_init.empty())
+        if (auto n = load_map_init(w, s.map_init); !n) throw n.error();
+    // The object's BTF with DATASEC sizes and offsets filled in (global data by name).
+    if (obj.btf())
+        if (auto bytes = obj.kernel_btf())
+            if (auto b = btf::Btf::parse(*bytes, obj.btf()->name())) su->fixed = std::make_unique<btf::Btf>(std::move(b.value()));
+    su->codec = std::make_unique<Codec>(s.file, su->fixed ? su->fixed.get() : obj.btf());
+    su->kernel_codec = std::make_unique<Codec>(s.file, wo.kernel_btf.get());
+    const Codec& codec = *su->codec;
+    for (const auto& [name, entries] : s.maps)
+        for (const auto& en : entries) write_entry(w, codec, name, en, "world.maps");
+    // Kernel objects first (zeroed), so that tasks and objects can point to each other.
+    auto& addrs = su->addrs;   // objects and tasks by name
+    auto at_line = [&](std::size_t line, auto&& f) {
+        try {
+            f();
+        } catch (Error& e) {
+            if (e.where().file.empty()) e.where().file = s.file.string();
+            if (!e.where().line) e.where().line = line;
+            throw;
+        }
+    };
+    std::vector<std::pair<const ScenarioObject*, uint32_t>> objects;
+    for (const auto& o : s.objects)
+        at_line(o.line, [&] {
+            if (!w.has_kernel()) throw Error(ErrorCode::Usage, fmt::format("object '{}' needs a kernel BTF (btf:)", o.name));
+            KernelMemory& k = w.kernel();
+            const uint32_t type = k.type_id(o.type);
+            addrs[o.name] = k.create(type);
+            objects.emplace_back(&o, type);
+        });
+    auto& tasks = su->tasks;
+    for (const auto& t : s.tasks) {   // parents first: they are created in file order, then linked
+        auto addr = w.add_task(t.spec);
+        if (!addr) {
+            Error e = addr.error();
+            e.where().file = s.file.string();
+            throw e;
+        }
+        tasks[t.name] = *addr;
+    }
+    for (const auto& t : s.tasks)
+        if (!t.parent.empty()) {
+            KernelMemory& k = w.kernel();
+            const uint32_t tt = k.type_id("task_struct");
+            for (const char* link : {"real_parent", "parent"})
+                if (k.btf().member_by_name(k.btf().resolve(tt), link)) k.set(tasks[t.name], tt, link, tasks[t.parent]);
+        }
+    for (const auto& [name, addr] : tasks) addrs[name] = addr;
+    for (const auto& [o, type] : objects)
+        at_line(o->line, [&, &o = o, type = type] {   // init-captures: clang 14 cannot capture bindings
+            KernelMemory& k = w.kernel();
+            const uint64_t addr = addrs.at(o->name);
+            for (const auto& [path, v] : o->fields) k.set(addr, type, path, v);
+            for (const auto& [path, v] : o->strings) k.set_string(addr, type, path, v);
+            for (const auto& ref : o->refs) k.set(addr, type, ref.path, addrs.at(ref.target));
+        });
+    for (const auto& t : s.tasks)
+        for (const auto& ref : t.refs)
+            at_line(ref.line, [&] {
+                KernelMemory& k = w.kernel();
+                k.set(tasks.at(t.name), k.type_id("task_struct"), ref.path, addrs.at(ref.target));
+            });
+    if (!s.current.empty()) w.current_task = tasks.at(s.current);
+    return su;
+}
+
 }  // namespace
 
 bool ScenarioOutcome::passed() const {
     return !error && std::all_of(steps.begin(), steps.end(), [](const StepOutcome& s) { return s.passed; });
 }
 
-ScenarioOutcome run_scenario(const Scenario& s, std::size_t btf_index, const vm::RunOptions& ro, const VerifierFn& verifier) {
+ScenarioOutcome run_scenario(const Scenario& s, std::size_t btf_index, const vm::RunOptions& ro, const VerifierFn& verifier,
+                             const StepHook& before_run) {
     ScenarioOutcome out;
     auto r = catch_error([&]() -> bool {
         auto obj = Object::open(s.object);
         if (!obj) throw obj.error();
-        WorldOptions wo = s.world;
-        if (!s.btf.empty()) {
-            out.btf = s.btf.at(btf_index);
-            auto k = load_kernel_btf(out.btf);
-            if (!k) throw k.error();
-            wo.kernel_btf = *k;
-        }
-        auto world = World::create(*obj, wo);
-        if (!world) throw world.error();
-        World& w = **world;
-        if (!s.map_init.empty())
-            if (auto n = load_map_init(w, s.map_init); !n) throw n.error();
-        // The object's BTF with DATASEC sizes and offsets filled in (global data by name).
-        std::optional<btf::Btf> fixed;
-        if (obj->btf())
-            if (auto bytes = obj->kernel_btf())
-                if (auto b = btf::Btf::parse(*bytes, obj->btf()->name())) fixed.emplace(std::move(b.value()));
-        const Codec codec(s.file, fixed ? &*fixed : obj->btf());
-        const Codec kernel_codec(s.file, wo.kernel_btf.get());
-        for (const auto& [name, entries] : s.maps)
-            for (const auto& en : entries) write_entry(w, codec, name, en, "world.maps");
-        // Kernel objects first (zeroed), so that tasks and objects can point to each other.
-        std::map<std::string, uint64_t> addrs;   // objects and tasks by name
-        auto at_line = [&](std::size_t line, auto&& f) {
-            try {
-                f();
-            } catch (Error& e) {
-                if (e.where().file.empty()) e.where().file = s.file.string();
-                if (!e.where().line) e.where().line = line;
-                throw;
-            }
-        };
-        std::vector<std::pair<const ScenarioObject*, uint32_t>> objects;
-        for (const auto& o : s.objects)
-            at_line(o.line, [&] {
-                if (!w.has_kernel()) throw Error(ErrorCode::Usage, fmt::format("object '{}' needs a kernel BTF (btf:)", o.name));
-                KernelMemory& k = w.kernel();
-                const uint32_t type = k.type_id(o.type);
-                addrs[o.name] = k.create(type);
-                objects.emplace_back(&o, type);
-            });
-        std::map<std::string, uint64_t> tasks;
-        for (const auto& t : s.tasks) {   // parents first: they are created in file order, then linked
-            auto addr = w.add_task(t.spec);
-            if (!addr) {
-                Error e = addr.error();
-                e.where().file = s.file.string();
-                throw e;
-            }
-            tasks[t.name] = *addr;
-        }
-        for (const auto& t : s.tasks)
-            if (!t.parent.empty()) {
-                KernelMemory& k = w.kernel();
-                const uint32_t tt = k.type_id("task_struct");
-                for (const char* link : {"real_parent", "parent"})
-                    if (k.btf().member_by_name(k.btf().resolve(tt), link)) k.set(tasks[t.name], tt, link, tasks[t.parent]);
-            }
-        for (const auto& [name, addr] : tasks) addrs[name] = addr;
-        for (const auto& [o, type] : objects)
-            at_line(o->line, [&] {
-                KernelMemory& k = w.kernel();
-                const uint64_t addr = addrs.at(o->name);
-                for (const auto& [path, v] : o->fields) k.set(addr, type, path, v);
-                for (const auto& [path, v] : o->strings) k.set_string(addr, type, path, v);
-                for (const auto& ref : o->refs) k.set(addr, type, ref.path, addrs.at(ref.target));
-            });
-        for (const auto& t : s.tasks)
-            for (const auto& ref : t.refs)
-                at_line(ref.line, [&] {
-                    KernelMemory& k = w.kernel();
-                    k.set(tasks.at(t.name), k.type_id("task_struct"), ref.path, addrs.at(ref.target));
-                });
-        if (!s.current.empty()) w.current_task = tasks.at(s.current);
+        if (!s.btf.empty()) out.btf = s.btf.at(btf_index);
+        auto su = set_up(s, *obj, btf_index);
+        World& w = *su->world;
+        const Codec& codec = *su->codec;
+        const Codec& kernel_codec = *su->kernel_codec;
+        auto& addrs = su->addrs;
+        auto& tasks = su->tasks;
+        std::set<std::string> asked;
         for (const auto& st : s.steps) {
             if (!st.current.empty()) w.current_task = tasks.at(st.current);
             if (st.advance_ns) w.advance(*st.advance_ns);
@@ -1266,10 +1355,20 @@ ScenarioOutcome run_scenario(const Scenario& s, std::size_t btf_index, const vm:
                 e.where().line = st.line;
                 throw e;
             }
+            // Engine::Auto: programs the verifier model accepts run in the JIT (asked once each).
+            if (w.options().engine == Engine::Auto && verifier && !asked.count(def->name)) {
+                asked.insert(def->name);
+                if (auto v = verifier(*obj, def->name, w.options()); v && v->accepted) w.mark_verified(def->name);
+            }
             const CtxKind kind = ctx_kind(def->type);
+            bool stopped = false;   // by before_run
             Result<ProgramRun> run = [&]() -> Result<ProgramRun> {
                 if (kind == CtxKind::XdpMd || kind == CtxKind::SkBuff) {
                     if (!st.packet) throw Error(ErrorCode::Usage, fmt::format("{}:{}: program '{}' needs a 'packet'", s.file.string(), st.line, def->name));
+                    if (before_run && !before_run(w, st, *st.packet)) {
+                        stopped = true;
+                        return ProgramRun{};
+                    }
                     return w.run_packet(def->name, *st.packet, ro);
                 }
                 ContextSpec spec = st.ctx;
@@ -1284,8 +1383,13 @@ ScenarioOutcome run_scenario(const Scenario& s, std::size_t btf_index, const vm:
                     e.where().line = st.line;
                     throw e;
                 }
+                if (before_run && !before_run(w, st, *ctx)) {
+                    stopped = true;
+                    return ProgramRun{};
+                }
                 return w.run_ctx(def->name, *ctx, ro);
             }();
+            if (stopped) return true;
             if (!run) throw run.error();
             for (const auto& t : run->trace) {
                 std::string line = trace_pipe_line(t);
@@ -1368,6 +1472,153 @@ ScenarioOutcome run_scenario(const Scenario& s, std::size_t btf_index, const vm:
         return true;
     });
     if (!r) out.error = r.error();
+    return out;
+}
+
+Result<ScenarioWorld> scenario_world(const Scenario& s, const Object& obj, std::size_t btf_index, std::size_t step,
+                                     const vm::RunOptions& ro) {
+    return catch_error([&]() -> ScenarioWorld {
+        if (step >= s.steps.size())
+            throw Error(ErrorCode::Usage, fmt::format("{}: no step {} (the scenario has {})", s.file.string(), step + 1, s.steps.size()));
+        auto su = set_up(s, obj, btf_index);
+        World& w = *su->world;
+        ScenarioWorld out;
+        for (std::size_t i = 0; i <= step; ++i) {
+            const ScenarioStep& st = s.steps[i];
+            if (!st.current.empty()) w.current_task = su->tasks.at(st.current);
+            if (st.advance_ns) w.advance(*st.advance_ns);
+            for (const auto& ch : st.changes) {
+                if (ch.erase) delete_entry(w, *su->codec, ch);
+                else write_entry(w, *su->codec, ch.map, ch.entry, "update");
+            }
+            if (st.run.empty()) continue;
+            ContextSpec spec = st.ctx;
+            for (const auto& ref : st.ctx_refs) {   // "@name": the object's address
+                if (ref.path.starts_with("#")) spec.args.at(std::stoul(ref.path.substr(1))) = su->addrs.at(ref.target);
+                else spec.fields.emplace_back(ref.path, su->addrs.at(ref.target));
+            }
+            if (i == step) {
+                out.ctx = std::move(spec);
+                break;
+            }
+            if (st.expect.verifier && !st.expect.verifier->accept) continue;   // not loaded, so not run
+            const ProgramDef* def = obj.find_program(st.run);
+            if (!def) {
+                Error e = obj.link(st.run).error();
+                e.where().file = s.file.string();
+                e.where().line = st.line;
+                throw e;
+            }
+            const CtxKind kind = ctx_kind(def->type);
+            Result<ProgramRun> run = [&]() -> Result<ProgramRun> {
+                if (kind == CtxKind::XdpMd || kind == CtxKind::SkBuff) {
+                    if (!st.packet) throw Error(ErrorCode::Usage, fmt::format("{}:{}: program '{}' needs a 'packet'", s.file.string(), st.line, def->name));
+                    return w.run_packet(def->name, *st.packet, ro);
+                }
+                auto ctx = build_context(def->type, def->attach, spec, w.options(), w.has_kernel() ? &w.kernel() : nullptr);
+                if (!ctx) {
+                    Error e = ctx.error();
+                    e.where().file = s.file.string();
+                    e.where().line = st.line;
+                    throw e;
+                }
+                return w.run_ctx(def->name, *ctx, ro);
+            }();
+            if (!run) throw run.error();
+            for (std::size_t m = 0; m < obj.maps().size(); ++m) {   // consumed, as run_scenario does
+                if (auto* rb = dynamic_cast<RingbufMap*>(w.map_at(m))) rb->drain();
+                else if (auto* pe = dynamic_cast<PerfEventArrayMap*>(w.map_at(m))) pe->clear_records();
+            }
+        }
+        out.world = std::move(su->world);
+        return out;
+    });
+}
+
+struct FuzzOracle::Impl {
+    ScenarioFuzz fuzz;
+    std::vector<int64_t> returns;
+    std::vector<std::optional<std::regex>> forbid;   // per forbid_trace line: its regex, or exact
+    struct MapCheck {
+        std::string map;
+        std::optional<uint64_t> max_entries;
+        std::vector<std::pair<std::vector<uint8_t>, std::string>> absent;   // key bytes, as shown
+    };
+    std::vector<MapCheck> maps;
+};
+
+FuzzOracle::FuzzOracle(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+FuzzOracle::FuzzOracle(FuzzOracle&&) noexcept = default;
+FuzzOracle& FuzzOracle::operator=(FuzzOracle&&) noexcept = default;
+FuzzOracle::~FuzzOracle() = default;
+
+Result<FuzzOracle> FuzzOracle::create(const Scenario& s, const ScenarioFuzz& fuzz, const Object& obj) {
+    return catch_error([&]() -> FuzzOracle {
+        auto impl = std::make_unique<Impl>();
+        impl->fuzz = fuzz;
+        for (const auto& r : fuzz.returns) impl->returns.push_back(*parse_return_value(r));
+        for (const auto& l : fuzz.forbid_trace)
+            impl->forbid.push_back(l.size() >= 2 && l.front() == '/' && l.back() == '/' ? std::optional<std::regex>(std::regex(l.substr(1, l.size() - 2)))
+                                                                                      : std::nullopt);
+        std::unique_ptr<btf::Btf> fixed;
+        if (obj.btf())
+            if (auto bytes = obj.kernel_btf())
+                if (auto b = btf::Btf::parse(*bytes, obj.btf()->name())) fixed = std::make_unique<btf::Btf>(std::move(b.value()));
+        const Codec codec(s.file, fixed ? fixed.get() : obj.btf());
+        for (const auto& fm : fuzz.maps) {
+            auto def = std::find_if(obj.maps().begin(), obj.maps().end(), [&](const MapDef& d) { return d.name == fm.map; });
+            if (def == obj.maps().end()) codec.fail(fm.line, fmt::format("fuzz.maps: no map '{}' in {} (maps: {})", fm.map, obj.path(), map_names(obj)));
+            Impl::MapCheck mc{fm.map, fm.max_entries, {}};
+            for (const auto& k : fm.absent) {
+                auto key = codec.encode(k, def->btf_key_type, def->key_size, fmt::format("map {} key", fm.map)).bytes;
+                mc.absent.emplace_back(key, codec.show(key.data(), key.size(), def->btf_key_type, &k));
+            }
+            impl->maps.push_back(std::move(mc));
+        }
+        return FuzzOracle(std::move(impl));
+    });
+}
+
+std::vector<std::string> FuzzOracle::check(World& w, ProgType type, const ProgramRun& run) const {
+    std::vector<std::string> out;
+    const Impl& o = *impl_;
+    const uint64_t r0 = run.result.r0;
+    if (!o.returns.empty() && !run.result.trap) {
+        const bool wide = type != ProgType::Xdp && type != ProgType::SchedCls && type != ProgType::SchedAct;
+        const bool ok = std::any_of(o.returns.begin(), o.returns.end(), [&](int64_t want) {
+            return wide ? static_cast<int64_t>(r0) == want : static_cast<int32_t>(r0) == static_cast<int32_t>(want);
+        });
+        if (!ok) {
+            std::string allowed;
+            for (const auto& r : o.fuzz.returns) allowed += (allowed.empty() ? "" : ", ") + r;
+            out.push_back(fmt::format("return: {} ({}) is not one of fuzz.return [{}]", static_cast<int64_t>(r0), describe_return(type, r0), allowed));
+        }
+    }
+    for (const auto& t : run.trace) {
+        std::string m = t.message;
+        if (!m.empty() && m.back() == '\n') m.pop_back();
+        for (std::size_t i = 0; i < o.forbid.size(); ++i)
+            if (o.forbid[i] ? std::regex_search(m, *o.forbid[i]) : m == o.fuzz.forbid_trace[i])
+                out.push_back(fmt::format("trace: \"{}\" is forbidden by fuzz.forbid_trace {}", m, o.fuzz.forbid_trace[i]));
+    }
+    if (o.fuzz.max_insns && run.result.insns > *o.fuzz.max_insns)
+        out.push_back(fmt::format("instructions: {} ran, more than fuzz.max_insns {}", run.result.insns, *o.fuzz.max_insns));
+    for (const auto& he : o.fuzz.max_helpers) {
+        const auto it = run.helper_calls.find(he.id);
+        const uint64_t got = it == run.helper_calls.end() ? 0 : it->second;
+        if (got > he.calls)
+            out.push_back(fmt::format("helpers: {} bpf_{} calls, more than fuzz.max_helpers {}", got, vm::kernel_helper_name(he.id), he.calls));
+    }
+    for (const auto& mc : o.maps) {
+        Map* m = w.map(mc.map);
+        if (!m) continue;
+        if (mc.max_entries && m->count() > *mc.max_entries)
+            out.push_back(fmt::format("map {}: {} entries, more than fuzz.maps max_entries {}", mc.map, m->count(), *mc.max_entries));
+        std::vector<uint8_t> value(m->user_value_size());
+        for (const auto& [key, text] : mc.absent)
+            if (m->user_lookup(key.data(), value.data()) == 0)
+                out.push_back(fmt::format("map {}: has key {}, which fuzz.maps absent forbids", mc.map, text));
+    }
     return out;
 }
 

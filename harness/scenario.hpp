@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <regex>
 #include <string>
@@ -43,6 +44,9 @@ struct ScenarioObject {
 // (see README "Scenarios"): a number, text (a hex string, a char array, an enumerator), a
 // list (bytes, or an array's elements) or a mapping (struct/union members, DATASEC variables).
 struct ScenarioValue {
+    // User-provided: clang 14 cannot define the implicit one of a type that holds
+    // pair<string, itself> (libstdc++'s pair asks whether the type is default constructible).
+    ScenarioValue() {}
     enum class Kind : uint8_t { Scalar, List, Mapping };
     Kind kind = Kind::Scalar;
     std::string text;                                            // Scalar
@@ -113,6 +117,25 @@ struct ScenarioExpect {
     std::vector<ScenarioHelperExpect> helpers;   // calls per helper in this run
 };
 
+// `fuzz:`: what must hold for every input `bpfsim fuzz --scenario` gives this step's program
+// (harness/fuzz.hpp). A run that breaks one is an assertion finding. `expect:` is checked for
+// the step's own input only.
+struct ScenarioFuzzMap {
+    std::size_t line = 0;
+    std::string map;
+    std::optional<uint64_t> max_entries;  // entries present after a run, at most
+    std::vector<ScenarioValue> absent;    // keys that must never be there
+};
+
+struct ScenarioFuzz {
+    std::size_t line = 0;
+    std::vector<std::string> returns;    // allowed return values (numbers or names); empty: any
+    std::vector<std::string> forbid_trace;   // no trace message may be (or /match/) one of these
+    std::optional<uint64_t> max_insns;   // instructions per run, at most
+    std::vector<ScenarioHelperExpect> max_helpers;   // calls per run, at most (`calls` is the limit)
+    std::vector<ScenarioFuzzMap> maps;
+};
+
 struct ScenarioStep {
     std::size_t line = 0;                // in the scenario file
     std::string name;
@@ -125,6 +148,7 @@ struct ScenarioStep {
     std::vector<ScenarioRef> ctx_refs;   // args ("0", "1", ...) and fields given as "@name"
     std::optional<std::vector<uint8_t>> packet;
     ScenarioExpect expect;
+    std::optional<ScenarioFuzz> fuzz;
 };
 
 struct Scenario {
@@ -178,11 +202,43 @@ struct VerifierVerdict {
 };
 using VerifierFn = std::function<Result<VerifierVerdict>(const Object& obj, std::string_view program, const WorldOptions& world)>;
 
+// Called just before a step's program runs, with the world as the steps before it left it and
+// the packet (packet programs) or context bytes the step gives it; returning false ends the
+// scenario there, without that run (`bpfsim bench --scenario` takes the world over this way).
+using StepHook = std::function<bool(World& world, const ScenarioStep& step, const std::vector<uint8_t>& input)>;
+
 // Runs a scenario against one of its BTFs (index into Scenario::btf; ignored when it has none).
 // Without a verifier, steps expecting a rejection are skipped (StepOutcome::skipped) and
 // expected acceptance is not checked.
 ScenarioOutcome run_scenario(const Scenario& s, std::size_t btf_index = 0, const vm::RunOptions& ro = {},
-                             const VerifierFn& verifier = nullptr);
+                             const VerifierFn& verifier = nullptr, const StepHook& before_run = nullptr);
+
+// The world of a scenario as step `step` finds it: set up as run_scenario does, every step
+// before it done (programs run with `ro`, expectations not checked) and the step's own world
+// changes (current, advance_ns, update, delete) applied. `ctx` is the step's context spec with
+// "@name" references resolved. For running the step's program on other inputs (fuzzing).
+// `obj` must be the scenario's object and outlive the world.
+struct ScenarioWorld {
+    std::unique_ptr<World> world;
+    ContextSpec ctx;
+};
+Result<ScenarioWorld> scenario_world(const Scenario& s, const Object& obj, std::size_t btf_index, std::size_t step,
+                                     const vm::RunOptions& ro = {});
+
+// A step's `fuzz:` block made ready for checking many runs: keys encoded once through the
+// object's BTF. check() gives one line per broken invariant (none: every one holds).
+class FuzzOracle {
+public:
+    static Result<FuzzOracle> create(const Scenario& s, const ScenarioFuzz& fuzz, const Object& obj);
+    std::vector<std::string> check(World& w, ProgType type, const ProgramRun& run) const;
+    FuzzOracle(FuzzOracle&&) noexcept;
+    FuzzOracle& operator=(FuzzOracle&&) noexcept;
+    ~FuzzOracle();
+    struct Impl;
+private:
+    explicit FuzzOracle(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
 
 // The number a return value name stands for ("XDP_DROP" -> 1, "TC_ACT_SHOT" -> 2, "-1" -> -1).
 std::optional<int64_t> parse_return_value(std::string_view text);

@@ -137,11 +137,11 @@ Result<std::unique_ptr<World>> World::create(const Object& obj, WorldOptions opt
             for (const auto& [slot, name] : def.init_slots) {
                 uint32_t value = 0;
                 if (def.type == MapType::ProgArray) {
-                    auto it = std::find_if(obj.programs().begin(), obj.programs().end(), [&](const ProgramDef& p) { return p.name == name; });
+                    auto it = std::find_if(obj.programs().begin(), obj.programs().end(), [&name = name](const ProgramDef& p) { return p.name == name; });
                     if (it == obj.programs().end()) continue;
                     value = static_cast<uint32_t>(it - obj.programs().begin());
                 } else {
-                    auto it = std::find_if(obj.maps().begin(), obj.maps().end(), [&](const MapDef& d) { return d.name == name; });
+                    auto it = std::find_if(obj.maps().begin(), obj.maps().end(), [&name = name](const MapDef& d) { return d.name == name; });
                     if (it == obj.maps().end()) continue;
                     value = static_cast<uint32_t>(it - obj.maps().begin());
                 }
@@ -250,8 +250,14 @@ Result<const vm::Interpreter*> World::compiled(std::string_view prog) {
     });
 }
 
+Result<vm::RunResult> World::run_args(std::string_view prog, std::array<uint64_t, 5> args, const vm::RunOptions& ro) {
+    auto interp = compiled(prog);
+    if (!interp) return interp.error();
+    return catch_error([&] { return execute(prog, **interp, args, ro); });
+}
+
 vm::RunResult World::execute(std::string_view prog, const vm::Interpreter& interp, std::array<uint64_t, 5> args, const vm::RunOptions& ro) {
-    if (opts_.engine != Engine::Jit || ro.coverage || ro.counters) return interp.run(*this, args, ro);
+    if (!uses_jit(prog) || ro.coverage || ro.counters) return interp.run(*this, args, ro);
     auto it = jits_.find(prog);
     if (it == jits_.end()) {
         auto jit = vm::Jit::compile(interp.program(), helpers_);

@@ -5,6 +5,8 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake make pkg-config
   clang llvm bpftool              # clang -target bpf for corpus/, llvm-objdump for tests
+  libclang-rt-14-dev              # libFuzzer and the sanitizer runtimes (make fuzz-smoke)
+  libclang-rt-14-dev              # libFuzzer's runtime, linked into bpfsim for `bpfsim fuzz`
   libelf-dev zlib1g-dev           # ELF objects
   libboost-program-options-dev    # CLI
   libfmt-dev nlohmann-json3-dev libyaml-cpp-dev

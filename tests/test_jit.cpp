@@ -474,6 +474,7 @@ TEST_CASE("jit: a rotated register mapping gives the same results", "[jit]") {
             REQUIRE(differences(b) == "");
             JitOptions unchecked{false};
             unchecked.rotate = rot;
+            unchecked.optimize = ~0u;   // every optimisation, stack slots in registers included
             if (b.i.trap) continue;
             const Both u = run_both(prog, mem, helpers, 0, unchecked);
             REQUIRE(!u.j.trap);
@@ -670,4 +671,29 @@ TEST_CASE("jit: compile errors are the interpreter's, never aborts; code is free
         REQUIRE(jit.ok());
         CHECK(jit->code_size() > 0);
     }
+}
+
+TEST_CASE("jit: Engine::Auto runs verified programs in the JIT, the rest in the interpreter", "[jit]") {
+    auto obj = harness::Object::open(BPFSIM_CORPUS_DIR "/xdp_counter.o");
+    REQUIRE(obj.ok());
+    harness::WorldOptions wo;
+    wo.engine = harness::Engine::Auto;
+    auto w = harness::World::create(*obj, wo);
+    REQUIRE(w.ok());
+    std::vector<uint8_t> packet(64, 0);
+    packet[12] = 0x08;   // IPv4
+    CHECK_FALSE((*w)->uses_jit("xdp_count"));
+    auto a = (*w)->run_packet("xdp_count", packet);
+    (*w)->mark_verified("xdp_count");
+    CHECK((*w)->uses_jit("xdp_count"));
+    auto b = (*w)->run_packet("xdp_count", packet);
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    CHECK(a->result.r0 == b->result.r0);
+    CHECK(a->result.insns == b->result.insns);   // the checked JIT counts as the interpreter does
+    wo.engine = harness::Engine::Interpreter;
+    auto i = harness::World::create(*obj, wo);
+    REQUIRE(i.ok());
+    (*i)->mark_verified("xdp_count");
+    CHECK_FALSE((*i)->uses_jit("xdp_count"));
 }

@@ -3,6 +3,7 @@
 // bpf_skb_adjust_room / change_head as BPF_PROG_TEST_RUN's skb behaves (measured on Linux 6.18).
 // Programs are assembled and wrapped in a minimal relocatable BPF object built here.
 #include "harness/harness.hpp"
+#include "elf_writer.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -81,13 +82,7 @@ Bytes object_bytes(std::string_view section, std::string_view text, const std::v
         shstrtab.append(s).push_back('\0');
         return off;
     };
-    struct Sec {
-        uint32_t name, type;
-        uint64_t flags;
-        Bytes data;
-        uint32_t link = 0, info = 0;
-        uint64_t entsize = 0;
-    };
+    using Sec = bpfsim::testing::ElfSection;
     std::vector<Sec> secs;
     secs.push_back({0, SHT_NULL, 0, {}});
     secs.push_back({shstr(section), SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, code});
@@ -99,40 +94,7 @@ Bytes object_bytes(std::string_view section, std::string_view text, const std::v
     const uint32_t shstr_name = shstr(".shstrtab");
     secs.push_back({shstr_name, SHT_STRTAB, 0, Bytes(shstrtab.begin(), shstrtab.end())});
 
-    Bytes out(sizeof(Elf64_Ehdr), 0);
-    std::vector<Elf64_Shdr> headers;
-    for (const auto& s : secs) {
-        while (out.size() % 8) out.push_back(0);
-        Elf64_Shdr h{};
-        h.sh_name = s.name;
-        h.sh_type = s.type;
-        h.sh_flags = s.flags;
-        h.sh_offset = s.type == SHT_NULL ? 0 : out.size();
-        h.sh_size = s.data.size();
-        h.sh_link = s.link;
-        h.sh_info = s.info;
-        h.sh_addralign = s.type == SHT_NULL ? 0 : 8;
-        h.sh_entsize = s.entsize;
-        out.insert(out.end(), s.data.begin(), s.data.end());
-        headers.push_back(h);
-    }
-    while (out.size() % 8) out.push_back(0);
-    Elf64_Ehdr eh{};
-    std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
-    eh.e_ident[EI_CLASS] = ELFCLASS64;
-    eh.e_ident[EI_DATA] = ELFDATA2LSB;
-    eh.e_ident[EI_VERSION] = EV_CURRENT;
-    eh.e_type = ET_REL;
-    eh.e_machine = EM_BPF;
-    eh.e_version = EV_CURRENT;
-    eh.e_shoff = out.size();
-    eh.e_ehsize = sizeof(Elf64_Ehdr);
-    eh.e_shentsize = sizeof(Elf64_Shdr);
-    eh.e_shnum = static_cast<uint16_t>(secs.size());
-    eh.e_shstrndx = static_cast<uint16_t>(secs.size() - 1);
-    std::memcpy(out.data(), &eh, sizeof eh);
-    for (const auto& h : headers) append(out, h);
-    return out;
+    return bpfsim::testing::write_elf(secs);
 }
 
 // An object and its world (the world points into the object, so both live here).
@@ -553,6 +515,16 @@ TEST_CASE("bpf_skb_adjust_room goes by skb->protocol and the base header sizes",
         auto s = load("tc", adjust(-8, BPF_ADJ_ROOM_NET, 0)).run(ip);
         CHECK(s.result.r0 == 0);
         CHECK(std::equal(ip.begin() + 42, ip.end(), s.packet.begin() + 34));
+    }
+    SECTION("room at the network header of a frame cut inside it: the packet grows by zeros") {
+        // Found by `bpfsim fuzz` (cilium bpf_wireguard.o, a 21-byte frame): the tail to move
+        // was computed from an offset past the end and the host crashed.
+        const Bytes cut(ip.begin(), ip.begin() + 21);
+        auto r = load("tc", adjust(8, BPF_ADJ_ROOM_NET, 0)).run(cut);
+        CHECK(r.result.r0 == 0);
+        REQUIRE(r.packet.size() == cut.size() + 8);
+        CHECK(std::equal(cut.begin(), cut.end(), r.packet.begin()));
+        CHECK(std::all_of(r.packet.begin() + 21, r.packet.end(), [](uint8_t b) { return b == 0; }));
     }
     SECTION("frames that are not IP are refused, VLAN-tagged ones included") {
         auto l = load("tc", adjust(28, BPF_ADJ_ROOM_MAC, 0));

@@ -251,6 +251,7 @@ private:
     }
 
     void do_alu(const Insn& in);
+    void check_alu_fields(const Insn& in);
     void ptr_arith(unsigned dst, const Reg& ptr, const Reg& off, uint8_t op, bool alu64, bool off_is_dst);
     void do_jmp(const Insn& in, Path& p, std::size_t& next);
     void do_ld(const Insn& in);
@@ -850,6 +851,7 @@ void Checker::do_alu(const Insn& in) {
     const uint8_t op = in.code & 0xf0;
     const bool x = in.code & 0x08;
     const unsigned d = in.dst;
+    check_alu_fields(in);
     if (op == 0xd0 || op == 0x80) {   // END, NEG
         check_reg_read(d);
         check_reg_write(d);
@@ -905,6 +907,33 @@ void Checker::do_alu(const Insn& in) {
     }
     if (x) alu(dst.s, src.s, static_cast<AluOp>(op), alu64);
     else alu_imm(dst.s, in.imm, static_cast<AluOp>(op), alu64);
+}
+
+// check_alu_op()'s checks of the fields an ALU instruction does not use, before anything else
+// (the model's transfer functions assume them: a movsx with another offset is not a movsx).
+void Checker::check_alu_fields(const Insn& in) {
+    const bool alu64 = vm::code::cls(in.code) == vm::code::ALU64;
+    const uint8_t op = in.code & 0xf0;
+    const bool x = in.code & 0x08;
+    if (op == 0x80) {   // NEG
+        if (x || in.src != 0 || in.off != 0 || in.imm != 0) fail("BPF_NEG uses reserved fields");
+    } else if (op == 0xd0) {   // END (BPF_TO_BE is the X bit; ALU64 has only the unconditional bswap)
+        if (in.src != 0 || in.off != 0 || (in.imm != 16 && in.imm != 32 && in.imm != 64) || (alu64 && x))
+            fail("BPF_END uses reserved fields");
+    } else if (op == 0xb0) {   // MOV
+        if (x) {
+            const bool sx_ok = in.off == 0 || in.off == 8 || in.off == 16 || (alu64 && in.off == 32);
+            if (!sx_ok || in.imm != 0) fail("BPF_MOV uses reserved fields");
+        } else if (in.src != 0 || in.off != 0) {
+            fail("BPF_MOV uses reserved fields");
+        }
+    } else if (op > 0xd0) {
+        fail(fmt::format("invalid BPF_ALU opcode {:x}", op));
+    } else {
+        // off 1: the signed sdiv/smod, for DIV and MOD only
+        const bool off_ok = in.off == 0 || (in.off == 1 && (op == 0x30 || op == 0x90));
+        if (!off_ok || (x ? in.imm != 0 : in.src != 0)) fail("BPF_ALU uses reserved fields");
+    }
 }
 
 bool sane_offset(const Reg& r, const std::string& ts, std::string& msg) {
