@@ -116,6 +116,23 @@ void BM_native(benchmark::State& state, const Kernel* k) {
     state.counters["r0"] = static_cast<double>(r & 0xffff);
 }
 
+// After the timed runs: the last result must be the native code's, then insns and ns/insn.
+void report(benchmark::State& state, const vm::RunResult& r, uint64_t insns, const Kernel& k, const std::vector<uint8_t>& mem,
+            const char* engine) {
+    if (r.trap) {
+        state.SkipWithError(r.trap->message.c_str());
+        return;
+    }
+    const uint64_t expect = k.native(mem.data(), mem.size());
+    if (r.r0 != expect) {
+        state.SkipWithError(fmt::format("{} returned {:#x}, native {:#x}", engine, r.r0, expect).c_str());
+        return;
+    }
+    state.counters["insns"] = static_cast<double>(insns);
+    state.counters["ns/insn"] = benchmark::Counter(static_cast<double>(insns) * static_cast<double>(state.iterations()),
+                                                   benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
 void BM_interp(benchmark::State& state, const Kernel* k, vm::Dispatch dispatch) {
     auto prog = corpus().program(k->name);
     if (!prog) {
@@ -138,18 +155,7 @@ void BM_interp(benchmark::State& state, const Kernel* k, vm::Dispatch dispatch) 
         r = interp->run(env, {reinterpret_cast<uint64_t>(mem.data()), mem.size(), 0, 0, 0}, opts);
         benchmark::DoNotOptimize(r.r0);
     }
-    if (r.trap) {
-        state.SkipWithError(r.trap->message.c_str());
-        return;
-    }
-    const uint64_t expect = k->native(mem.data(), mem.size());
-    if (r.r0 != expect) {
-        state.SkipWithError(fmt::format("interpreter returned {:#x}, native {:#x}", r.r0, expect).c_str());
-        return;
-    }
-    state.counters["insns"] = static_cast<double>(r.insns);
-    state.counters["ns/insn"] = benchmark::Counter(static_cast<double>(r.insns) * static_cast<double>(state.iterations()),
-                                                   benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    report(state, r, r.insns, *k, mem, "interpreter");
 }
 
 // The JIT (vm/jit.hpp), checked (bounds checks + budget) or unchecked.
@@ -176,19 +182,7 @@ void BM_jit(benchmark::State& state, const Kernel* k, vm::JitOptions jo) {
         r = jit->run(env, args, opts);
         benchmark::DoNotOptimize(r.r0);
     }
-    if (r.trap) {
-        state.SkipWithError(r.trap->message.c_str());
-        return;
-    }
-    const uint64_t expect = k->native(mem.data(), mem.size());
-    if (r.r0 != expect) {
-        state.SkipWithError(fmt::format("jit returned {:#x}, native {:#x}", r.r0, expect).c_str());
-        return;
-    }
-    const uint64_t insns = interp->run(env, args, opts).insns;   // unchecked runs do not count
-    state.counters["insns"] = static_cast<double>(insns);
-    state.counters["ns/insn"] = benchmark::Counter(static_cast<double>(insns) * static_cast<double>(state.iterations()),
-                                                   benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    report(state, r, interp->run(env, args, opts).insns, *k, mem, "jit");   // unchecked runs do not count
 }
 
 // Compile time: an empty program (the fixed cost), the kernels, and a synthetic 50,000-instruction

@@ -9,6 +9,7 @@
 // (--btf: the kernel BTF that objects with CO-RE relocations are relocated against)
 #include "harness/harness.hpp"
 #include "harness/maps.hpp"
+#include "object_files.hpp"
 #include "sample_packets.hpp"
 
 #include <fmt/format.h>
@@ -174,13 +175,7 @@ int main(int argc, char** argv) {
                 return 2;
             }
             g_kernel_btf = *k;
-        } else if (fs::is_directory(a)) {
-            for (const auto& e : fs::recursive_directory_iterator(a))
-                if (e.is_regular_file() && e.path().extension() == ".o" && e.path().string().find("/invalid/") == std::string::npos)
-                    files.push_back(e.path());
-        } else if (fs::exists(a)) {
-            files.push_back(a);
-        } else {
+        } else if (!bpfsim::testing::add_objects(a, files)) {
             std::cerr << "engines_diff: no such file or directory: " << a << "\n";
             return 2;
         }

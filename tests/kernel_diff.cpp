@@ -6,6 +6,7 @@
 // usage: kernel_diff [--verbose] [--allow-differences] OBJ_OR_DIR...
 // Exit 77 (ctest: skipped) when the bpf() syscall is unavailable.
 #include "harness/harness.hpp"
+#include "object_files.hpp"
 #include "sample_packets.hpp"
 
 #include <fmt/format.h>
@@ -201,15 +202,8 @@ int main(int argc, char** argv) {
         const std::string a = argv[i];
         if (a == "--verbose" || a == "-v") verbose = true;
         else if (a == "--allow-differences") allow = true;
-        else if (fs::is_directory(a)) {
-            for (const auto& e : fs::recursive_directory_iterator(a))
-                if (e.is_regular_file() && e.path().extension() == ".o" && e.path().string().find("/invalid/") == std::string::npos)
-                    files.push_back(e.path());
-        } else if (fs::exists(a)) {
-            files.push_back(a);
-        } else {
+        else if (!bpfsim::testing::add_objects(a, files))
             std::cerr << "kernel_diff: no such file or directory: " << a << "\n";
-        }
     }
     std::sort(files.begin(), files.end());
     g_cpu = pin_to_one_cpu();
