@@ -244,6 +244,38 @@ void BM_compile_large(benchmark::State& state) {
         benchmark::DoNotOptimize(jit);
     }
     state.counters["insns"] = static_cast<double>(prog.insns.size());
+    state.counters["ns/insn"] = benchmark::Counter(static_cast<double>(prog.insns.size()),
+                                                   benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+
+// The share of the compile time above that is validation (vm::validate, which
+// Interpreter::compile runs too), and the checked-mode compile of the same program.
+void BM_validate_large(benchmark::State& state) {
+    const vm::Program prog = large_program(50'000);
+    for (auto _ : state) {
+        auto v = vm::validate(prog, vm::HelperTable{});
+        if (!v) {
+            state.SkipWithError(v.error().describe().c_str());
+            return;
+        }
+        benchmark::DoNotOptimize(v);
+    }
+    state.counters["ns/insn"] = benchmark::Counter(static_cast<double>(prog.insns.size()),
+                                                   benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+
+void BM_compile_large_checked(benchmark::State& state) {
+    const vm::Program prog = large_program(50'000);
+    for (auto _ : state) {
+        auto jit = vm::Jit::compile(prog, vm::HelperTable{}, vm::JitOptions{true});
+        if (!jit) {
+            state.SkipWithError(jit.error().describe().c_str());
+            return;
+        }
+        benchmark::DoNotOptimize(jit);
+    }
+    state.counters["ns/insn"] = benchmark::Counter(static_cast<double>(prog.insns.size()),
+                                                   benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
 
 // Run overhead: an empty XDP program (r0 = XDP_PASS) on a 64-byte packet and its xdp_md,
@@ -356,6 +388,8 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark("jit_compile/empty", BM_compile, static_cast<const Kernel*>(nullptr));
     for (const auto& k : kKernels) benchmark::RegisterBenchmark(fmt::format("jit_compile/{}", k.name).c_str(), BM_compile, &k);
     benchmark::RegisterBenchmark("jit_compile/synthetic_50k", BM_compile_large);
+    benchmark::RegisterBenchmark("jit_compile/synthetic_50k_checked", BM_compile_large_checked);
+    benchmark::RegisterBenchmark("jit_compile/synthetic_50k_validate_only", BM_validate_large);
     benchmark::RegisterBenchmark("jit_run/empty_xdp", BM_empty_run, true);
     benchmark::RegisterBenchmark("jit_run/empty_xdp_unchecked", BM_empty_run, false);
     benchmark::RegisterBenchmark("interp_run/empty_xdp", BM_empty_run_interp);

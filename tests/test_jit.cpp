@@ -44,9 +44,13 @@ Both run_both(const std::vector<Insn>& insns, const std::vector<uint8_t>& mem, c
     if (!interp || !jit) return b;
     RunOptions ro;
     ro.budget = budget;
-    // One buffer at one address for both engines (its address may end up in r0 or in a trap
-    // message), reset to `mem` before each run.
-    std::vector<uint8_t> m = mem;
+    // One buffer at one address for both engines, and for every call (its address may end up
+    // in r0 or in a trap message, so it steers the program: a test that runs a program checked
+    // first, then unchecked only when it ended, must see the same address both times), reset
+    // to `mem` before each run.
+    static std::vector<uint8_t> buffer(1 << 20);
+    REQUIRE(mem.size() <= buffer.size());
+    const std::span<uint8_t> m(buffer.data(), mem.size());
     for (int engine = 0; engine < 2; ++engine) {
         std::copy(mem.begin(), mem.end(), m.begin());
         Env env;
@@ -55,10 +59,10 @@ Both run_both(const std::vector<Insn>& insns, const std::vector<uint8_t>& mem, c
         const Args args{m.empty() ? 0 : reinterpret_cast<uint64_t>(m.data()), m.size(), 0, 0, 0};
         if (engine == 0) {
             b.i = interp->run(env, args, ro);
-            b.imem = m;
+            b.imem.assign(m.begin(), m.end());
         } else {
             b.j = jit->run(env, args, ro);
-            b.jmem = m;
+            b.jmem.assign(m.begin(), m.end());
         }
     }
     return b;

@@ -61,36 +61,37 @@ bool ends_region(Form f) {
 BudgetTables budget_tables(const Decoded& d) {
     const std::size_t n = d.insns.size();
     BudgetTables t;
-    std::vector<uint32_t> region(n, 0), before(n + 1, 0);   // before[pc]: instructions in slots < pc
-    uint32_t start = 0;
-    for (std::size_t pc = 0; pc < n; ++pc) {
-        region[pc] = start;
-        const Op op = d.ops[pc];
-        before[pc + 1] = before[pc] + (op == Op::LddwHigh ? 0 : 1);
-        if (op == Op::LddwHigh) continue;
-        if (ends_region(op_info(op).form)) start = static_cast<uint32_t>(pc + 1);
-    }
-    t.upto.assign(n, 0);
-    t.credit.assign(n, 0);
-    for (std::size_t pc = 0; pc < n; ++pc) {
-        t.upto[pc] = before[pc + 1] - before[region[pc]];
-        t.credit[pc] = before[pc] - before[region[pc]];
-    }
+    t.upto.resize(n);
+    t.credit.resize(n);
     t.charge.assign(n, 0);
+    // One pass: a region's instructions so far; charges of backward jumps (their target's
+    // credit is known) at once, forward ones after.
+    std::vector<std::pair<uint32_t, uint32_t>> forward;   // (pc, target)
+    uint32_t count = 0;
     for (std::size_t pc = 0; pc < n; ++pc) {
         const Op op = d.ops[pc];
-        if (op == Op::LddwHigh) continue;
-        const Insn& in = d.insns[pc];
+        t.credit[pc] = count;
+        if (op == Op::LddwHigh) {
+            t.upto[pc] = count;
+            continue;
+        }
+        t.upto[pc] = ++count;
         const Form f = op_info(op).form;
-        const int64_t own = t.upto[pc];
         int64_t target = -1;
         if (f == Form::JA || f == Form::JCOND_K || f == Form::JCOND_X || f == Form::MAY_GOTO)
-            target = static_cast<int64_t>(pc) + 1 + in.off;
+            target = static_cast<int64_t>(pc) + 1 + d.insns[pc].off;
         else if (f == Form::JA32 || f == Form::CALL_LOCAL)
-            target = static_cast<int64_t>(pc) + 1 + in.imm;
-        if (target >= 0) t.charge[pc] = static_cast<int32_t>(own - t.credit[static_cast<std::size_t>(target)]);
-        else if (f == Form::EXIT) t.charge[pc] = static_cast<int32_t>(own);
+            target = static_cast<int64_t>(pc) + 1 + d.insns[pc].imm;
+        else if (f == Form::EXIT)
+            t.charge[pc] = static_cast<int32_t>(count);
+        if (target >= 0) {
+            if (static_cast<std::size_t>(target) <= pc) t.charge[pc] = static_cast<int32_t>(count - t.credit[static_cast<std::size_t>(target)]);
+            else forward.emplace_back(static_cast<uint32_t>(pc), static_cast<uint32_t>(target));
+        }
+        if (ends_region(f)) count = 0;
     }
+    for (const auto& [pc, target] : forward)
+        if (target < n) t.charge[pc] = static_cast<int32_t>(t.upto[pc]) - static_cast<int32_t>(t.credit[target]);
     return t;
 }
 
@@ -111,7 +112,6 @@ struct Interpreter::Impl {
     Program prog;
     HelperTable helpers;
     std::vector<Op> ops;
-    std::vector<Op> decoded_ops;       // as decode() gave them (ops has lddw of functions rewritten)
     std::vector<Slot> threaded;        // labels filled from execute<true>
     std::vector<Slot> switched;        // Op values
     std::vector<int32_t> charge;       // budget charge of a taken branch / exit / call, per pc
@@ -397,36 +397,73 @@ done_ok:
 #undef SET_SITE
 }
 
-Result<Interpreter> Interpreter::compile(const Program& prog, const HelperTable& helpers) {
-    return catch_error([&]() -> Interpreter {
+Result<Validated> validate(const Program& prog, const HelperTable& helpers) {
+    return catch_error([&]() -> Validated {
         DecodeOptions dopts{prog.file, prog.name.empty() ? prog.section : prog.name};
         auto decoded = decode(prog.insns, dopts);
         if (!decoded) throw decoded.error();
-        auto impl = std::make_unique<Impl>();
-        impl->prog = prog;
-        impl->helpers = helpers;
-        impl->ops = decoded->ops;
-        impl->decoded_ops = decoded->ops;
+        Validated v{std::move(decoded.value()), {}};
+        const std::vector<Op>& ops = v.decoded.ops;
         const std::size_t n = prog.insns.size();
         auto where = [&](std::size_t pc) {
             Location loc{prog.file, dopts.section, pc, std::nullopt, prog.source_line(pc)};
             return loc;
         };
-
         // Regions and budget charges; an lddw counts as one instruction.
-        BudgetTables budget = budget_tables(*decoded);
-        impl->upto = std::move(budget.upto);
-        impl->credit = std::move(budget.credit);
-        impl->charge = std::move(budget.charge);
+        v.budget = budget_tables(v.decoded);
         // Execution must not run off the end: the last instruction has to be exit or a jump.
         {
             std::size_t last = n - 1;
-            if (impl->ops[last] == Op::LddwHigh) last = n - 2;
-            const Form f = op_info(impl->ops[last]).form;
-            if (impl->ops[last] == Op::LddwHigh || (f != Form::EXIT && f != Form::JA && f != Form::JA32))
+            if (ops[last] == Op::LddwHigh) last = n - 2;
+            const Form f = op_info(ops[last]).form;
+            if (ops[last] == Op::LddwHigh || (f != Form::EXIT && f != Form::JA && f != Form::JA32))
                 throw Error(ErrorCode::InvalidInsn, "the last instruction is not an exit or a jump: execution could run past the end",
                             where(last));
         }
+        // Everything an engine would have to resolve at run time is resolved now.
+        for (std::size_t pc = 0; pc < n; ++pc) {
+            const Op op = ops[pc];
+            switch (op) {
+            case Op::LDDW_MAP_FD:
+            case Op::LDDW_MAP_VALUE:
+            case Op::LDDW_BTF_ID:
+            case Op::LDDW_MAP_IDX:
+            case Op::LDDW_MAP_IDX_VALUE:
+                throw Error(ErrorCode::Unsupported,
+                            fmt::format("lddw with pseudo source '{}' is unresolved; load the program from its "
+                                        "object file so maps, globals and kernel symbols are linked",
+                                        op_info(op).symbol),
+                            where(pc));
+            case Op::CALL_HELPER:
+                if (!helpers.find(prog.insns[pc].imm)) {
+                    const int32_t id = prog.insns[pc].imm;
+                    auto name = kernel_helper_name(id);
+                    throw Error(ErrorCode::Unsupported,
+                                name.empty() ? fmt::format("call to unknown helper #{}", id)
+                                             : fmt::format("helper bpf_{}#{} is not implemented", name, id),
+                                where(pc));
+                }
+                break;
+            default:
+                break;
+            }
+        }
+        return v;
+    });
+}
+
+Result<Interpreter> Interpreter::compile(const Program& prog, const HelperTable& helpers) {
+    return catch_error([&]() -> Interpreter {
+        auto valid = validate(prog, helpers);
+        if (!valid) throw valid.error();
+        auto impl = std::make_unique<Impl>();
+        impl->prog = prog;
+        impl->helpers = helpers;
+        impl->ops = std::move(valid->decoded.ops);
+        const std::size_t n = prog.insns.size();
+        impl->upto = std::move(valid->budget.upto);
+        impl->credit = std::move(valid->budget.credit);
+        impl->charge = std::move(valid->budget.charge);
 
         // Slots.
         impl->switched.resize(n);
@@ -450,28 +487,9 @@ Result<Interpreter> Interpreter::compile(const Program& prog, const HelperTable&
                 impl->ops[pc] = Op::LDDW;
                 impl->switched[pc + 1].imm64 = kFuncPtrTag | static_cast<uint64_t>(pc + 1 + in.imm);
                 break;
-            case Op::LDDW_MAP_FD:
-            case Op::LDDW_MAP_VALUE:
-            case Op::LDDW_BTF_ID:
-            case Op::LDDW_MAP_IDX:
-            case Op::LDDW_MAP_IDX_VALUE:
-                throw Error(ErrorCode::Unsupported,
-                            fmt::format("lddw with pseudo source '{}' is unresolved; load the program from its "
-                                        "object file so maps, globals and kernel symbols are linked",
-                                        op_info(op).symbol),
-                            where(pc));
-            case Op::CALL_HELPER: {
-                const Helper* h = helpers.find(in.imm);
-                if (!h) {
-                    auto name = kernel_helper_name(in.imm);
-                    throw Error(ErrorCode::Unsupported,
-                                name.empty() ? fmt::format("call to unknown helper #{}", in.imm)
-                                             : fmt::format("helper bpf_{}#{} is not implemented", name, in.imm),
-                                where(pc));
-                }
-                s.fn = h->fn;
+            case Op::CALL_HELPER:
+                s.fn = helpers.find(in.imm)->fn;   // validate() found it
                 break;
-            }
             default:
                 break;
             }
@@ -513,7 +531,7 @@ uint64_t Env::call_function(uint64_t func, std::array<uint64_t, 5> args) {
     return r.r0;
 }
 
-RunResult Interpreter::run(Env& env, std::array<uint64_t, 5> args, const RunOptions& opts) const {
+RunResult Interpreter::run(Env& env, const std::array<uint64_t, 5>& args, const RunOptions& opts) const {
     if (opts.coverage || opts.counters) [[unlikely]] {
         Impl::Counters counters{impl_.get(), &opts, {}, {}};
         return Impl::execute<false, true>(impl_.get(), env, args, opts, nullptr, nullptr, &counters);
@@ -523,8 +541,6 @@ RunResult Interpreter::run(Env& env, std::array<uint64_t, 5> args, const RunOpti
 }
 
 const Program& Interpreter::program() const { return impl_->prog; }
-std::span<const Op> Interpreter::ops() const { return impl_->decoded_ops; }
-BudgetTables Interpreter::budget() const { return BudgetTables{impl_->charge, impl_->upto, impl_->credit}; }
 
 Interpreter::Interpreter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Interpreter::Interpreter(Interpreter&&) noexcept = default;

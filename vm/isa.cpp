@@ -103,7 +103,7 @@ struct FieldRules {
     bool dst_written;   // dst is a destination register (r10 not allowed)
 };
 
-FieldRules rules_for(Form f) {
+constexpr FieldRules rules_for(Form f) {
     //                 dst0   src0   off0   imm0   dst_written
     switch (f) {
     case Form::ALU_K:      return {false, true, true, false, true};     // div/mod/mov: off is their discriminator
@@ -135,8 +135,71 @@ FieldRules rules_for(Form f) {
     return {};
 }
 
-bool is_jump(Form f) {
+constexpr bool is_jump(Form f) {
     return f == Form::JA || f == Form::JA32 || f == Form::JCOND_K || f == Form::JCOND_X || f == Form::MAY_GOTO;
+}
+
+// The checks of decode() per op as masks, so a valid instruction costs a few bit operations;
+// an instruction that fails any of them goes through check_fields() for its message.
+struct FastRule {
+    uint8_t dst_max;       // 10, or 9 when dst is written
+    uint8_t src_max;       // 10, or 15 when src is the discriminator
+    uint8_t src_mask;      // 0xf when src must be 0
+    uint8_t dst_mask;      // 0xf when dst must be 0
+    uint16_t off_mask;     // 0xffff when off must be 0
+    uint32_t imm_mask;     // ~0 when imm must be 0
+    bool atomic;           // fetching atomics write src (imm & 1): src must not be r10
+    int8_t target;         // 0: none, 1: pc + 1 + off, 2: pc + 1 + imm
+    bool lddw;
+};
+
+constexpr std::array<FastRule, kOpCount> make_fast_rules() {
+    std::array<FastRule, kOpCount> t{};
+    for (std::size_t i = 0; i < kOpCount; ++i) {
+        const OpInfo& info = kTable[i];
+        const FieldRules r = rules_for(info.form);
+        FastRule& f = t[i];
+        f.dst_max = r.dst_written ? 9 : 10;
+        f.src_max = info.disc == Disc::SRC ? 15 : 10;
+        f.dst_mask = r.dst_zero ? 0xf : 0;
+        f.src_mask = r.src_zero ? 0xf : 0;
+        f.off_mask = r.off_zero && info.disc != Disc::OFF ? 0xffff : 0;
+        f.imm_mask = r.imm_zero && info.disc != Disc::IMM ? 0xffffffffu : 0;
+        f.atomic = info.form == Form::ATOMIC;
+        f.target = is_jump(info.form) ? (info.form == Form::JA32 ? 2 : 1)
+                   : info.form == Form::CALL_LOCAL || info.op == Op::LDDW_FUNC ? 2 : 0;
+        f.lddw = info.form == Form::LDDW;
+    }
+    return t;
+}
+constexpr auto kFastRules = make_fast_rules();
+
+// Opcode bytes with a single row and no discriminator classify without a search.
+constexpr std::array<uint16_t, 256> make_direct() {
+    std::array<uint16_t, 256> d{};
+    for (std::size_t c = 0; c < 256; ++c)
+        d[c] = kByCode.count[c] == 1 && kTable[kByCode.rows[c][0]].disc == Disc::NONE ? kByCode.rows[c][0] : 0xffff;
+    return d;
+}
+constexpr auto kDirect = make_direct();
+
+// The field checks of one instruction, in the order their messages take precedence.
+void check_fields(const DecodeOptions& opts, std::size_t pc, const Insn& in, Op op) {
+    const OpInfo& info = op_info(op);
+    const FieldRules r = rules_for(info.form);
+    if (in.dst > 10) fail(opts, pc, in, fmt::format("dst register r{} does not exist", unsigned(in.dst)));
+    if (in.src > 10 && info.disc != Disc::SRC)
+        fail(opts, pc, in, fmt::format("src register r{} does not exist", unsigned(in.src)));
+    if (r.dst_zero && in.dst != 0) fail(opts, pc, in, fmt::format("reserved dst field is {}, must be 0", unsigned(in.dst)));
+    if (r.src_zero && in.src != 0) fail(opts, pc, in, fmt::format("reserved src field is {}, must be 0", unsigned(in.src)));
+    if (r.off_zero && in.off != 0 && info.disc != Disc::OFF)
+        fail(opts, pc, in, fmt::format("reserved offset field is {}, must be 0", in.off));
+    if (r.imm_zero && in.imm != 0 && info.disc != Disc::IMM)
+        fail(opts, pc, in, fmt::format("reserved immediate field is {:#x}, must be 0", in.imm));
+    if (r.dst_written && in.dst == 10) fail(opts, pc, in, "r10 is read-only (frame pointer)");
+    // Fetching atomics and xchg write their src register.
+    if (info.form == Form::ATOMIC && (in.imm & 1) && in.src == 10)
+        fail(opts, pc, in, "r10 is read-only (frame pointer): this atomic writes its src register");
 }
 
 }  // namespace
@@ -145,69 +208,58 @@ Result<Decoded> decode(std::span<const Insn> insns, const DecodeOptions& opts) {
     return catch_error([&]() -> Decoded {
         Decoded d;
         d.insns.assign(insns.begin(), insns.end());
-        d.ops.assign(insns.size(), Op::Invalid);
         if (insns.empty()) {
             Location loc{opts.file, opts.section, std::nullopt, std::nullopt, {}};
             throw Error(ErrorCode::InvalidInsn, "program has no instructions", loc);
         }
         const std::size_t n = insns.size();
+        d.ops.resize(n);
+        std::vector<uint32_t> jumps;   // pcs with a target, checked once every lddw half is known
         for (std::size_t pc = 0; pc < n; ++pc) {
             const Insn& in = insns[pc];
-            auto op = classify(in);
-            if (!op) fail(opts, pc, in, why_unclassified(in));
-            const OpInfo& info = op_info(*op);
-            const FieldRules r = rules_for(info.form);
+            Op op;
+            if (const uint16_t row = kDirect[in.code]; row != 0xffff) {
+                op = static_cast<Op>(row);
+            } else {
+                const auto c = classify(in);
+                if (!c) fail(opts, pc, in, why_unclassified(in));
+                op = *c;
+            }
+            const FastRule& f = kFastRules[static_cast<std::size_t>(op)];
+            const bool bad = (in.dst > f.dst_max) | (in.src > f.src_max) | ((in.dst & f.dst_mask) != 0) |
+                             ((in.src & f.src_mask) != 0) | ((static_cast<uint16_t>(in.off) & f.off_mask) != 0) |
+                             ((static_cast<uint32_t>(in.imm) & f.imm_mask) != 0) | (f.atomic & (in.imm & 1) & (in.src == 10));
+            if (bad) [[unlikely]] {
+                check_fields(opts, pc, in, op);   // every mask above has its message there
+                fail(opts, pc, in, "invalid fields");
+            }
+            d.ops[pc] = op;
+            if (f.target) jumps.push_back(static_cast<uint32_t>(pc));
 
-            if (in.dst > 10) fail(opts, pc, in, fmt::format("dst register r{} does not exist", unsigned(in.dst)));
-            if (in.src > 10 && info.disc != Disc::SRC)
-                fail(opts, pc, in, fmt::format("src register r{} does not exist", unsigned(in.src)));
-            if (r.dst_zero && in.dst != 0) fail(opts, pc, in, fmt::format("reserved dst field is {}, must be 0", unsigned(in.dst)));
-            if (r.src_zero && in.src != 0) fail(opts, pc, in, fmt::format("reserved src field is {}, must be 0", unsigned(in.src)));
-            if (r.off_zero && in.off != 0 && info.disc != Disc::OFF)
-                fail(opts, pc, in, fmt::format("reserved offset field is {}, must be 0", in.off));
-            if (r.imm_zero && in.imm != 0 && info.disc != Disc::IMM)
-                fail(opts, pc, in, fmt::format("reserved immediate field is {:#x}, must be 0", in.imm));
-            if (r.dst_written && in.dst == 10) fail(opts, pc, in, "r10 is read-only (frame pointer)");
-            // Fetching atomics and xchg write their src register.
-            if (info.form == Form::ATOMIC && (in.imm & 1) && in.src == 10)
-                fail(opts, pc, in, "r10 is read-only (frame pointer): this atomic writes its src register");
-
-            d.ops[pc] = *op;
-
-            if (info.form == Form::LDDW) {
+            if (f.lddw) {
                 if (pc + 1 >= n) fail(opts, pc, in, "lddw is missing its second half (program ends)");
                 const Insn& hi = insns[pc + 1];
                 if (hi.code != 0 || hi.dst != 0 || hi.src != 0 || hi.off != 0)
                     fail(opts, pc + 1, hi, "second half of lddw must have opcode, registers and offset zero");
                 // Only plain values, map values (offset) and BTF ids (module fd) use the second immediate.
-                if (hi.imm != 0 && (*op == Op::LDDW_MAP_FD || *op == Op::LDDW_MAP_IDX || *op == Op::LDDW_FUNC))
-                    fail(opts, pc + 1, hi, fmt::format("second half of lddw {} must have immediate 0, not {:#x}", info.symbol, hi.imm));
+                if (hi.imm != 0 && (op == Op::LDDW_MAP_FD || op == Op::LDDW_MAP_IDX || op == Op::LDDW_FUNC))
+                    fail(opts, pc + 1, hi, fmt::format("second half of lddw {} must have immediate 0, not {:#x}", op_info(op).symbol, hi.imm));
                 d.ops[++pc] = Op::LddwHigh;
             }
         }
         // Targets: only now are all lddw second halves known.
-        for (std::size_t pc = 0; pc < n; ++pc) {
+        for (const uint32_t pc : jumps) {
             const Op op = d.ops[pc];
-            if (op == Op::LddwHigh) continue;
-            const OpInfo& info = op_info(op);
+            const FastRule& f = kFastRules[static_cast<std::size_t>(op)];
             const Insn& in = insns[pc];
-            int64_t target = -1;
-            const char* what = "jump";
-            if (is_jump(info.form)) {
-                target = static_cast<int64_t>(pc) + 1 + (info.form == Form::JA32 ? in.imm : in.off);
-            } else if (info.form == Form::CALL_LOCAL) {
-                target = static_cast<int64_t>(pc) + 1 + in.imm;
-                what = "call";
-            } else if (op == Op::LDDW_FUNC) {
-                target = static_cast<int64_t>(pc) + 1 + in.imm;
-                what = "function reference";
-            } else {
+            const int64_t target = static_cast<int64_t>(pc) + 1 + (f.target == 2 ? in.imm : in.off);
+            if (target >= 0 && target < static_cast<int64_t>(n) && d.ops[static_cast<std::size_t>(target)] != Op::LddwHigh) [[likely]]
                 continue;
-            }
+            const Form form = op_info(op).form;
+            const char* what = form == Form::CALL_LOCAL ? "call" : op == Op::LDDW_FUNC ? "function reference" : "jump";
             if (target < 0 || target >= static_cast<int64_t>(n))
                 fail(opts, pc, in, fmt::format("{} target {} is outside the program (0..{})", what, target, n - 1));
-            if (d.ops[static_cast<std::size_t>(target)] == Op::LddwHigh)
-                fail(opts, pc, in, fmt::format("{} target {} is the second half of an lddw", what, target));
+            fail(opts, pc, in, fmt::format("{} target {} is the second half of an lddw", what, target));
         }
         return d;
     });

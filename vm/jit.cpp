@@ -76,7 +76,6 @@ struct Ctx {
     HelperFn fn;                  // the helper to call
     uint64_t tmp;
     Env* env;
-    uint64_t args[5];
     uint64_t stack_top;
     uint64_t fault_addr;
     uint32_t fault_size;
@@ -92,7 +91,7 @@ struct Ctx {
 #define CTX(field) static_cast<uint32_t>(offsetof(Ctx, field))
 
 using CFn = uint64_t (*)(Ctx*, uint64_t, uint64_t);
-using EnterFn = void (*)(Ctx*, uint64_t);
+using EnterFn = void (*)(Ctx*, uint64_t, const uint64_t*);
 
 std::size_t env_request_offset() {
     static const std::size_t off = [] {
@@ -115,8 +114,17 @@ struct Jit::Impl {
     Program prog;
     HelperTable helpers;
     JitOptions opts;
-    std::optional<Interpreter> interp;   // validation, and the engine callbacks run in
-    const void* engine = nullptr;
+    // The engine callbacks run in (Env::call_function): an interpreter, built at the first
+    // helper call that may need it.
+    mutable std::once_flag interp_once;
+    mutable std::optional<Interpreter> interp;
+    const void* engine() const {
+        std::call_once(interp_once, [this] {
+            auto i = Interpreter::compile(prog, helpers);   // cannot fail: build() validated prog
+            if (i) interp.emplace(std::move(i.value()));
+        });
+        return interp ? interp->callback_engine() : nullptr;
+    }
     std::vector<Op> ops;
     std::vector<int32_t> charge;
     std::vector<uint32_t> upto, credit;
@@ -249,7 +257,7 @@ uint64_t cb_frame(Ctx* c, uint64_t r10, uint64_t zero) {
 
 uint64_t helper_trampoline(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5, Ctx* c) {
     Env& env = *c->env;
-    env.site = CallbackSite{c->cur->engine, c->r10, c->stack_top, c->depth + 1, &c->budget, true, nullptr};
+    env.site = CallbackSite{c->cur->engine(), c->r10, c->stack_top, c->depth + 1, &c->budget, true, nullptr};
     clear_region_cache(c);   // the helper may add or remove regions
     try {
         return c->fn(r1, r2, r3, r4, r5, env);
@@ -384,10 +392,30 @@ struct Emitter : CodeGenerator {
     const bool checked;
     Reg64 R[kNumRegs];
     const Reg64 S[3] = {r9, r10, r11};   // promoted stack slots (unchecked mode), P.slots order
-    std::deque<Label> pcl;                 // bound at jump targets only
     std::vector<std::size_t> pc_off;       // code offset of each pc
-    std::deque<Label> extra;
-    std::map<std::pair<std::size_t, uint32_t>, Label*> traps;
+    // Jumps to pcs are patched once every pc has its offset: an xbyak label costs hash-map
+    // entries, most of the compile time of a branchy program.
+    struct Fixup {
+        std::size_t at;       // offset of the rel32 field
+        std::size_t target;   // pc
+    };
+    std::vector<Fixup> fixups;
+    // The emitter's own labels, for the same reason: near (rel32) references patched at the end.
+    struct Near {
+        std::size_t pos = SIZE_MAX;   // bound at this code offset
+    };
+    struct NearRef {
+        std::size_t at;   // offset of the rel32 field
+        const Near* label;
+    };
+    std::deque<Near> extra;
+    std::vector<NearRef> near_refs;
+    struct TrapStub {
+        std::size_t pc;
+        uint32_t bits;
+        Near* label;
+    };
+    std::vector<TrapStub> traps;
     std::deque<std::function<void()>> deferred;   // a deque: emitting one may add more
     std::vector<uint8_t> unchecked_load;            // loads a group check already covers (see group())
     Label L_entry, L_done, L_finish, L_common_trap, L_callc, L_return;
@@ -422,13 +450,56 @@ struct Emitter : CodeGenerator {
         for (std::size_t k = 0; k < P.slots.size(); ++k) mov(S[k], qword[R[10] + P.slots[k]]);
     }
 
-    Label& fresh() { return extra.emplace_back(); }
+    Near& fresh() { return extra.emplace_back(); }
 
-    Label& trap(std::size_t pc, TrapKind kind, bool charged = false) {
+    void rel32_to(const Near& l) {
+        near_refs.push_back({getSize(), &l});
+        dd(0);
+    }
+    using CodeGenerator::L;
+    void L(Near& l) { l.pos = getSize(); }
+    using CodeGenerator::jmp;
+    void jmp(const Near& l, LabelType = T_NEAR) {
+        db(0xe9);
+        rel32_to(l);
+    }
+#define BPFSIM_NEAR_JCC(NAME, CC)              \
+    using CodeGenerator::NAME;                 \
+    void NAME(const Near& l, LabelType = T_NEAR) { \
+        db(0x0f);                              \
+        db(0x80 | (CC));                       \
+        rel32_to(l);                           \
+    }
+    BPFSIM_NEAR_JCC(jb, 0x2)
+    BPFSIM_NEAR_JCC(jc, 0x2)
+    BPFSIM_NEAR_JCC(jae, 0x3)
+    BPFSIM_NEAR_JCC(je, 0x4)
+    BPFSIM_NEAR_JCC(jz, 0x4)
+    BPFSIM_NEAR_JCC(jne, 0x5)
+    BPFSIM_NEAR_JCC(jnz, 0x5)
+    BPFSIM_NEAR_JCC(jbe, 0x6)
+    BPFSIM_NEAR_JCC(ja, 0x7)
+    BPFSIM_NEAR_JCC(js, 0x8)
+    BPFSIM_NEAR_JCC(jl, 0xc)
+    BPFSIM_NEAR_JCC(jge, 0xd)
+    BPFSIM_NEAR_JCC(jle, 0xe)
+    BPFSIM_NEAR_JCC(jg, 0xf)
+#undef BPFSIM_NEAR_JCC
+    void patch_near() {
+        for (const NearRef& r : near_refs) {
+            if (r.label->pos == SIZE_MAX) throw Error(ErrorCode::Internal, "jit: a label was never bound");
+            rewrite(r.at, static_cast<uint32_t>(static_cast<int64_t>(r.label->pos) - static_cast<int64_t>(r.at + 4)), 4);
+        }
+    }
+
+    // One stub per (pc, kind), shared by the jumps of that pc (they come one after another).
+    Near& trap(std::size_t pc, TrapKind kind, bool charged = false) {
         const uint32_t bits = static_cast<uint32_t>(kind) | (charged ? 0x100u : 0u);
-        Label*& l = traps[{pc, bits}];
-        if (!l) l = &fresh();
-        return *l;
+        for (std::size_t i = traps.size(); i-- > 0 && traps[i].pc == pc;)
+            if (traps[i].bits == bits) return *traps[i].label;
+        Near& l = fresh();
+        traps.push_back({pc, bits, &l});
+        return l;
     }
 
     void call_c(CFn fn) {   // r10 = a, ctx.cb_b = b (arg_b); result in r11; BPF registers preserved
@@ -451,36 +522,46 @@ struct Emitter : CodeGenerator {
         if (checked) mov(r9, qword[r12 + CTX(budget)]);
     }
 
+    // x86 condition codes (the low nibble of jcc); a condition's negation differs in bit 0.
+    static uint8_t x86_cc(Cond c) {
+        static constexpr uint8_t cc[] = {0x4 /* e */, 0x5 /* ne */, 0x7 /* a */, 0x3 /* ae */, 0x2 /* b */, 0x6 /* be */,
+                                         0xf /* g */, 0xd /* ge */, 0xc /* l */, 0xe /* le */, 0x5 /* nz */};
+        return cc[c];
+    }
+    static constexpr uint8_t kJmp = 0xff;
+    // A near jmp (cc = kJmp) or jcc to the code of pc, patched by patch_jumps().
+    void jump_pc(uint8_t cc, std::size_t target) {
+        if (cc == kJmp) {
+            db(0xe9);
+        } else {
+            db(0x0f);
+            db(0x80 | cc);
+        }
+        fixups.push_back({getSize(), target});
+        dd(0);
+    }
+    void patch_jumps() {
+        for (const Fixup& f : fixups)
+            rewrite(f.at, static_cast<uint32_t>(static_cast<int64_t>(pc_off[f.target]) - static_cast<int64_t>(f.at + 4)), 4);
+    }
+    // A short jcc forward to a place bound later with bind_short (at most 127 bytes on).
+    std::size_t jcc_short(uint8_t cc) {
+        db(0x70 | cc);
+        db(0);
+        return getSize() - 1;
+    }
+    void bind_short(std::size_t at) {
+        const std::size_t dist = getSize() - (at + 1);
+        if (dist > 127) throw Error(ErrorCode::Internal, "jit: short jump out of range");
+        rewrite(at, dist, 1);
+    }
+
     void charge_and_jump(std::size_t pc, std::size_t target) {
         if (checked) {
             sub(r9, P.charge[pc]);
             js(trap(pc, TrapKind::Budget), T_NEAR);
         }
-        jmp(pcl[target], T_NEAR);
-    }
-
-    void jcc(Cond c, const Label& l, bool invert) {
-        static const Cond inv[] = {NE, EQ, ULE, ULT, UGE, UGT, SLE, SLT, SGE, SGT};
-        if (invert) {
-            if (c == SET) {
-                jz(l, T_NEAR);
-                return;
-            }
-            c = inv[c];
-        }
-        switch (c) {
-        case EQ: je(l, T_NEAR); break;
-        case NE: jne(l, T_NEAR); break;
-        case UGT: ja(l, T_NEAR); break;
-        case UGE: jae(l, T_NEAR); break;
-        case ULT: jb(l, T_NEAR); break;
-        case ULE: jbe(l, T_NEAR); break;
-        case SGT: jg(l, T_NEAR); break;
-        case SGE: jge(l, T_NEAR); break;
-        case SLT: jl(l, T_NEAR); break;
-        case SLE: jle(l, T_NEAR); break;
-        case SET: jnz(l, T_NEAR); break;
-        }
+        jump_pc(kJmp, target);
     }
 
     // invert_to: jump to that pc when the condition is false instead (branch folding).
@@ -494,18 +575,18 @@ struct Emitter : CodeGenerator {
             else is64 ? cmp(d, in.imm) : cmp(d.cvt32(), in.imm);
         }
         const std::size_t target = pc + 1 + in.off;
+        const uint8_t cc = x86_cc(c);
         if (invert_to != SIZE_MAX) {
-            jcc(c, pcl[invert_to], true);
+            jump_pc(cc ^ 1, invert_to);
             return;
         }
         if (!checked) {
-            jcc(c, pcl[target], false);
+            jump_pc(cc, target);
             return;
         }
-        Label& skip = fresh();
-        jcc(c, skip, true);
+        const std::size_t skip = jcc_short(cc ^ 1);   // over the charge and the jump: < 20 bytes
         charge_and_jump(pc, target);
-        L(skip);
+        bind_short(skip);
     }
 
     // The address of a memory access in r10 (or a frame-relative expression), checked.
@@ -530,9 +611,9 @@ struct Emitter : CodeGenerator {
         // Inline: the region the last plain read (write) hit. Out of line: the live stack
         // window (a base other than r10 pointing into the stack), then MemoryMap::allows.
         const unsigned k = size == 1 ? 0 : size == 2 ? 1 : size == 4 ? 2 : 3;
-        Label& slow = fresh();
-        Label& ok = fresh();
-        Label& stack = fresh();
+        Near& slow = fresh();
+        Near& ok = fresh();
+        Near& stack = fresh();
         if (perm == kRead || perm == kWrite) {
             const uint32_t w = perm == kWrite ? 1 : 0;
             cmp(r10, qword[r12 + CTX(c_lo) + 8 * w]);
@@ -543,7 +624,7 @@ struct Emitter : CodeGenerator {
             jmp(stack, T_NEAR);
         }
         L(ok);
-        Label* trap_mem = &trap(pc, TrapKind::MemoryFault);
+        Near* trap_mem = &trap(pc, TrapKind::MemoryFault);
         deferred.push_back([this, &slow, &ok, &stack, trap_mem, size, perm, k] {
             L(stack);
             cmp(r10, qword[r12 + CTX(stack_lo)]);
@@ -562,10 +643,10 @@ struct Emitter : CodeGenerator {
 
     void align_check(std::size_t pc, unsigned size) {
         if (!checked || size == 1) return;
-        Label& bad = fresh();
+        Near& bad = fresh();
         test(r10b, size - 1);
         jnz(bad, T_NEAR);
-        Label* t = &trap(pc, TrapKind::Misaligned);
+        Near* t = &trap(pc, TrapKind::Misaligned);
         deferred.push_back([this, &bad, t, size] {
             L(bad);
             mov(qword[r12 + CTX(fault_addr)], r10);
@@ -574,9 +655,12 @@ struct Emitter : CodeGenerator {
         });
     }
 
-    void push_frame(const Label& ret) {
+    void push_frame(const Near& ret) {
         inc(dword[r12 + CTX(depth)]);
-        lea(r11, ptr[rip + ret]);
+        db(0x4c);   // lea r11, [rip + ret]
+        db(0x8d);
+        db(0x1d);
+        rel32_to(ret);
         for (unsigned i = 6; i <= 10; ++i) push(R[i]);
         push(qword[r12 + CTX(loops)]);
         push(qword[r12 + CTX(cur)]);
@@ -616,7 +700,7 @@ struct Emitter : CodeGenerator {
         if (R[0] != rax) mov(R[0], r11);
         mov(r11, qword[r12 + CTX(env)]);
         cmp(byte[r11 + static_cast<uint32_t>(env_request_offset())], 0);
-        Label& req = fresh();
+        Near& req = fresh();
         jne(req, T_NEAR);
         deferred.push_back([this, &req, pc, charged] {
             L(req);
@@ -677,7 +761,7 @@ struct Emitter : CodeGenerator {
         else if (is64) mov(r11, static_cast<uint64_t>(static_cast<int64_t>(in.imm)));
         else mov(r11d, static_cast<uint32_t>(in.imm));
         if (R[in.dst] != rax) mov(rax, R[in.dst]);
-        Label &zero = fresh(), &m1 = fresh(), &join = fresh();
+        Near &zero = fresh(), &m1 = fresh(), &join = fresh();
         if (is64) test(r11, r11);
         else test(r11d, r11d);
         jz(zero, T_NEAR);
@@ -758,7 +842,7 @@ struct Emitter : CodeGenerator {
         mov(qword[r12 + CTX(spill)], rax);
         const Address saved = is64 ? qword[r12 + CTX(spill)] : dword[r12 + CTX(spill)];
         mov(sreg(rax), M);
-        Label& retry = fresh();
+        Near& retry = fresh();
         L(retry);
         mov(r11, rax);
         switch (k) {
@@ -1009,8 +1093,8 @@ struct Emitter : CodeGenerator {
             if (writes_base) break;
         }
         if (members < 2) return 0;
-        Label& slow = fresh();
-        Label& after = fresh();
+        Near& slow = fresh();
+        Near& after = fresh();
         // (addr - lo) + span must not carry and must stay within the region's size.
         lea(r10, ptr[R[base] + lo]);
         mov(r11, r10);
@@ -1044,10 +1128,9 @@ struct Emitter : CodeGenerator {
 
     void generate() {
         const std::size_t n = P.prog.insns.size();
-        pcl.resize(n);
         pc_off.assign(n, 0);
         unchecked_load.assign(n, 0);
-        // Prologue: void enter(Ctx* rdi, code address rsi).
+        // Prologue: void enter(Ctx* rdi, code address rsi, const uint64_t args[5] rdx).
         push(rbx);
         push(rbp);
         push(r12);
@@ -1058,7 +1141,8 @@ struct Emitter : CodeGenerator {
         mov(r12, rdi);
         mov(qword[r12 + CTX(entry_rsp)], rsp);
         mov(r11, rsi);
-        for (unsigned i = 1; i <= 5; ++i) mov(R[i], qword[r12 + CTX(args) + 8 * (i - 1)]);
+        mov(r10, rdx);
+        for (unsigned i = 1; i <= 5; ++i) mov(R[i], qword[r10 + 8 * (i - 1)]);
         mov(R[10], qword[r12 + CTX(r10)]);
         for (unsigned i : {0u, 6u, 7u, 8u, 9u}) xor_(R[i].cvt32(), R[i].cvt32());
         budget_from_ctx();
@@ -1068,8 +1152,6 @@ struct Emitter : CodeGenerator {
         L(L_entry);
         reload();
         for (std::size_t pc = 0; pc < n; ++pc) {
-            // Labels cost a hash-map entry each: only jump targets get one.
-            if (P.target[pc]) L(pcl[pc]);
             pc_off[pc] = getSize();
             const Op op = P.ops[pc];
             if (op == Op::LddwHigh) continue;
@@ -1155,12 +1237,14 @@ struct Emitter : CodeGenerator {
         jmp(r11);
 
         for (std::size_t i = 0; i < deferred.size(); ++i) deferred[i]();
-        for (auto& [key, label] : traps) {
-            L(*label);
-            mov(esi, static_cast<uint32_t>(key.first));
-            mov(edx, key.second);
+        for (const TrapStub& t : traps) {
+            L(*t.label);
+            mov(esi, static_cast<uint32_t>(t.pc));
+            mov(edx, t.bits);
             jmp(L_common_trap, T_NEAR);
         }
+        patch_jumps();
+        patch_near();
     }
 };
 
@@ -1256,7 +1340,7 @@ bool Emitter::emit(std::size_t pc, Op op, bool probe) {
     case Op::JA32: if (!probe) charge_and_jump(pc, pc + 1 + in.imm); return true;
     case Op::MAY_GOTO:
         if (!probe) {
-            Label& count = fresh();
+            Near& count = fresh();
             cmp(qword[r12 + CTX(loops)], 0);
             jg(count, T_NEAR);
             charge_and_jump(pc, pc + 1 + in.off);
@@ -1278,10 +1362,10 @@ bool Emitter::emit(std::size_t pc, Op op, bool probe) {
             cmp(dword[r12 + CTX(depth)], kMaxCallDepth - 1);
             jae(trap(pc, TrapKind::CallDepth), T_NEAR);
             if (checked) sub(r9, P.charge[pc]);
-            Label& ret = fresh();
+            Near& ret = fresh();
             push_frame(ret);
             budget_check(t);
-            jmp(pcl[t], T_NEAR);
+            jump_pc(kJmp, t);
             L(ret);
             budget_check(pc + 1);
         }
@@ -1294,7 +1378,7 @@ bool Emitter::emit(std::size_t pc, Op op, bool probe) {
             call_c(cb_callx);
             cmp(r11, 1);
             je(L_done, T_NEAR);
-            Label &helper = fresh(), &ret = fresh(), &after = fresh();
+            Near &helper = fresh(), &ret = fresh(), &after = fresh();
             test(r11, r11);
             jz(helper, T_NEAR);
             mov(qword[r12 + CTX(tmp)], r11);
@@ -1436,14 +1520,24 @@ bool Emitter::emit(std::size_t pc, Op op, bool probe) {
 
 namespace {
 
+// Forms by op, without a call per instruction.
+const std::array<Form, kOpCount>& forms() {
+    static const std::array<Form, kOpCount> t = [] {
+        std::array<Form, kOpCount> f{};
+        for (std::size_t i = 0; i < kOpCount; ++i) f[i] = op_info(static_cast<Op>(i)).form;
+        return f;
+    }();
+    return t;
+}
+
 // Registers an instruction reads and writes, for the liveness the be16 pattern needs. Anything
 // unusual (calls, exits, atomics, legacy packet loads) reads every register: never wrong.
-void uses_defs(Op op, const Insn& in, uint16_t& use, uint16_t& def) {
+void uses_defs(Op op, Form form, const Insn& in, uint16_t& use, uint16_t& def) {
     constexpr uint16_t all = (1u << kNumRegs) - 1;
     const uint16_t d = static_cast<uint16_t>(1u << (in.dst & 0xf)), s = static_cast<uint16_t>(1u << (in.src & 0xf));
     use = all;
     def = 0;
-    switch (op_info(op).form) {
+    switch (form) {
     case Form::ALU_K:
         use = (op == Op::MOV64_IMM || op == Op::MOV32_IMM) ? 0 : d;
         def = d;
@@ -1467,18 +1561,16 @@ void uses_defs(Op op, const Insn& in, uint16_t& use, uint16_t& def) {
 
 // Jump targets, liveness, and which stack slots may live in registers (see Emitter::fuse).
 void analyse(Jit::Impl& impl) {
-    struct {
-        const std::vector<Op>& ops;
-        const std::vector<Insn>& insns;
-    } dec{impl.ops, impl.prog.insns};
-    const std::size_t n = dec.ops.size();
-    const auto& I = dec.insns;
+    const std::vector<Op>& ops = impl.ops;
+    const std::vector<Insn>& I = impl.prog.insns;
+    const auto& form = forms();
+    const std::size_t n = ops.size();
     impl.target.assign(n, 0);
     if (n) impl.target[0] = 1;
-    std::vector<std::array<int64_t, 2>> succ(n, {-1, -1});
     bool frames = false;   // bpf2bpf calls, callx, callbacks: r10 means another frame there
     bool escape = false;   // r10 used other than as the base of a plain load or store
     bool helpers = false;  // a helper may tail-call a program that uses more of the frame
+    bool backwards = false;
     // Uses of the 8-byte stack slot at offset -8 * (i + 1), or -1: accessed otherwise.
     std::array<int, kStackSize / 8> slot_uses{};
     int deepest = 0;
@@ -1493,28 +1585,29 @@ void analyse(Jit::Impl& impl) {
             else u = -1;
         }
     };
+    // (validate() checked every target: inside the program, never an lddw's second half)
+    auto jump = [&](std::size_t pc, int64_t rel) {
+        const auto t = static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + rel);
+        impl.target[t] = 1;
+        backwards |= t <= pc;
+    };
     for (std::size_t pc = 0; pc < n; ++pc) {
-        const Op op = dec.ops[pc];
+        const Op op = ops[pc];
         if (op == Op::LddwHigh) continue;
         const Insn& in = I[pc];
-        const Form f = op_info(op).form;
-        auto jump = [&](int64_t t) {
-            if (t >= 0 && static_cast<std::size_t>(t) < n) impl.target[static_cast<std::size_t>(t)] = 1;
-            return t;
-        };
-        const auto next = static_cast<int64_t>(pc + (f == Form::LDDW ? 2 : 1));
+        const Form f = form[static_cast<std::size_t>(op)];
         switch (f) {
-        case Form::JCOND_K: case Form::JCOND_X: case Form::MAY_GOTO: succ[pc] = {next, jump(static_cast<int64_t>(pc) + 1 + in.off)}; break;
-        case Form::JA: succ[pc] = {jump(static_cast<int64_t>(pc) + 1 + in.off), -1}; break;
-        case Form::JA32: succ[pc] = {jump(static_cast<int64_t>(pc) + 1 + in.imm), -1}; break;
-        case Form::EXIT: break;
-        case Form::CALL_LOCAL: frames = true; jump(static_cast<int64_t>(pc) + 1 + in.imm); succ[pc] = {next, -1}; break;
-        default: succ[pc] = {next, -1}; break;
+        case Form::JCOND_K: case Form::JCOND_X: case Form::MAY_GOTO: case Form::JA: jump(pc, in.off); break;
+        case Form::JA32: jump(pc, in.imm); break;
+        case Form::CALL_LOCAL: frames = true; jump(pc, in.imm); break;
+        case Form::CALLX: frames = true; impl.has_callx = true; break;
+        case Form::CALL: case Form::CALL_KFUNC: case Form::LDABS: case Form::LDIND: helpers = true; break;
+        default: break;
         }
-        if (f == Form::CALLX || op == Op::LDDW_FUNC) frames = true;
-        if (f == Form::CALLX) impl.has_callx = true;
-        if (f == Form::CALL || f == Form::CALL_KFUNC || f == Form::LDABS || f == Form::LDIND) helpers = true;
-        if (op == Op::LDDW_FUNC) jump(static_cast<int64_t>(pc) + 1 + in.imm);
+        if (op == Op::LDDW_FUNC) {
+            frames = true;
+            jump(pc, in.imm);
+        }
         switch (f) {
         case Form::LDX: case Form::LDXS:
             if (in.src == 10) access(in.off, code::mem_size(in.code));
@@ -1532,27 +1625,33 @@ void analyse(Jit::Impl& impl) {
             break;
         }
     }
-    // Liveness (unchecked mode's patterns only), backwards to a fixed point: one pass when no
-    // jump goes backwards.
+    // Liveness, backwards to a fixed point: one pass when no jump goes backwards. Successors:
+    // the next instruction unless the pc jumps or exits for good, and a jump's target.
     impl.live_out.assign(n, 0);
-    std::vector<uint16_t> use(impl.live_out.size()), def(use.size()), live_in(use.size(), 0);
-    bool backwards = false;
-    for (std::size_t pc = 0; pc < use.size(); ++pc) {
-        if (dec.ops[pc] == Op::LddwHigh) continue;
-        uses_defs(dec.ops[pc], I[pc], use[pc], def[pc]);
-        for (const int64_t t : succ[pc]) backwards |= t >= 0 && static_cast<std::size_t>(t) <= pc;
-    }
+    std::vector<uint16_t> live_in(n, 0);
     for (bool changed = true; changed;) {
         changed = false;
         for (std::size_t pc = n; pc-- > 0;) {
-            if (dec.ops[pc] == Op::LddwHigh) continue;
+            const Op op = ops[pc];
+            if (op == Op::LddwHigh) continue;
+            const Insn& in = I[pc];
+            const Form f = form[static_cast<std::size_t>(op)];
             uint16_t out = 0;
-            for (const int64_t t : succ[pc])
-                if (t >= 0 && static_cast<std::size_t>(t) < n) out |= live_in[static_cast<std::size_t>(t)];
-            const auto in = static_cast<uint16_t>(use[pc] | (out & ~def[pc]));
-            if (out != impl.live_out[pc] || in != live_in[pc]) {
+            const std::size_t next = pc + (f == Form::LDDW ? 2 : 1);
+            if (f != Form::JA && f != Form::JA32 && f != Form::EXIT && next < n) out = live_in[next];
+            switch (f) {
+            case Form::JCOND_K: case Form::JCOND_X: case Form::MAY_GOTO: case Form::JA:
+                out |= live_in[static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + in.off)];
+                break;
+            case Form::JA32: out |= live_in[static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + in.imm)]; break;
+            default: break;
+            }
+            uint16_t use, def;
+            uses_defs(op, f, in, use, def);
+            const auto lin = static_cast<uint16_t>(use | (out & ~def));
+            if (out != impl.live_out[pc] || lin != live_in[pc]) {
                 impl.live_out[pc] = out;
-                live_in[pc] = in;
+                live_in[pc] = lin;
                 changed = backwards;
             }
         }
@@ -1572,23 +1671,20 @@ void analyse(Jit::Impl& impl) {
 }  // namespace
 
 std::unique_ptr<Jit::Impl> build(const Program& prog, const HelperTable& helpers, JitOptions opts) {
-    auto interp = Interpreter::compile(prog, helpers);   // the interpreter's validation and errors
-    if (!interp) throw interp.error();
+    auto valid = validate(prog, helpers);   // the interpreter's validation and errors
+    if (!valid) throw valid.error();
 
     auto impl = std::make_unique<Jit::Impl>();
     impl->prog = prog;
     impl->helpers = helpers;
     impl->opts = opts;
-    impl->interp.emplace(std::move(interp.value()));
-    impl->engine = impl->interp->callback_engine();
-    impl->ops.assign(impl->interp->ops().begin(), impl->interp->ops().end());
+    impl->ops = std::move(valid->decoded.ops);
 
     // Budget tables, the interpreter's.
     const std::size_t n = prog.insns.size();
-    BudgetTables budget = impl->interp->budget();
-    impl->upto = std::move(budget.upto);
-    impl->credit = std::move(budget.credit);
-    impl->charge = std::move(budget.charge);
+    impl->upto = std::move(valid->budget.upto);
+    impl->credit = std::move(valid->budget.credit);
+    impl->charge = std::move(valid->budget.charge);
 
     analyse(*impl);
 
@@ -1649,7 +1745,7 @@ Result<Jit> Jit::compile(const Program& prog, const HelperTable& helpers, JitOpt
     return catch_error([&]() -> Jit { return Jit(build(prog, helpers, opts)); });
 }
 
-RunResult Jit::run(Env& env, std::array<uint64_t, 5> args, const RunOptions& opts) const {
+RunResult Jit::run(Env& env, const std::array<uint64_t, 5>& args, const RunOptions& opts) const {
     // The per-run cost matters (empty programs, fuzzing): only the context fields the code
     // reads before writing them are set.
     alignas(16) uint8_t stack[kStackSize * kMaxCallDepth];
@@ -1680,10 +1776,11 @@ RunResult Jit::run(Env& env, std::array<uint64_t, 5> args, const RunOptions& opt
     c.r10 = top;
     c.stack_top = top;
     c.env = &env;
-    for (unsigned i = 0; i < 5; ++i) c.args[i] = args[i];
     c.x = &x;
 
-    impl_->enter()(&c, impl_->entry_addr);
+    // The code reads args itself: copying them here costs a failed store forwarding (the
+    // caller's 8-byte stores, the compiler's 16-byte loads) on every run.
+    impl_->enter()(&c, impl_->entry_addr, args.data());
 
     env.mem.set_stack(0, 0);
     if (x.exc) [[unlikely]] std::rethrow_exception(x.exc);
@@ -1693,7 +1790,10 @@ RunResult Jit::run(Env& env, std::array<uint64_t, 5> args, const RunOptions& opt
         r.insns = x.insns;
         return r;
     }
-    return RunResult{c.r0, impl_->opts.checked ? static_cast<uint64_t>(c.budget_start - c.budget) : 0, std::nullopt};
+    RunResult r;   // (not an aggregate initialisation: that zeroes the whole Trap with rep stos)
+    r.r0 = c.r0;
+    r.insns = impl_->opts.checked ? static_cast<uint64_t>(c.budget_start - c.budget) : 0;
+    return r;
 }
 
 bool Jit::has_emitter(Op op) {

@@ -49,7 +49,7 @@ public:
     // Runs from pc 0 with r1..r5 as given, r10 at the top of a fresh stack. Same contract as
     // Interpreter::run (RunOptions::budget is honoured in checked mode; dispatch and coverage
     // are ignored).
-    RunResult run(Env& env, std::array<uint64_t, 5> args = {}, const RunOptions& opts = {}) const;
+    RunResult run(Env& env, const std::array<uint64_t, 5>& args = {}, const RunOptions& opts = {}) const;
 
     const Program& program() const;
     std::size_t code_size() const;   // bytes of machine code

@@ -426,6 +426,15 @@ inline constexpr int64_t kMayGotoLoops = 8 * 1024 * 1024;
 // Value an lddw of a function (pseudo source 4) loads: a tag and the target pc.
 inline constexpr uint64_t kFuncPtrTag = 0xbf5f'0000'0000'0000ull;
 
+// Everything Interpreter::compile checks, with its errors: decode(), a last instruction that
+// cannot fall off the end, no unresolved lddw, only helpers the table has. The JIT validates
+// with it and builds an interpreter only when a callback needs one.
+struct Validated {
+    Decoded decoded;
+    BudgetTables budget;
+};
+Result<Validated> validate(const Program& prog, const HelperTable& helpers);
+
 class Interpreter {
 public:
     // Pre-decodes prog: validates it, resolves jump targets and helpers, fuses lddw.
@@ -434,15 +443,12 @@ public:
     static Result<Interpreter> compile(const Program& prog, const HelperTable& helpers);
 
     // Runs from pc 0 with r1..r5 as given, r10 at the top of a fresh stack.
-    RunResult run(Env& env, std::array<uint64_t, 5> args = {}, const RunOptions& opts = {}) const;
+    RunResult run(Env& env, const std::array<uint64_t, 5>& args = {}, const RunOptions& opts = {}) const;
 
     const Program& program() const;
     // The handle a helper's callback site names (CallbackSite::engine), so another engine (the
     // JIT) can let Env::call_function run callbacks in this interpreter.
     const void* callback_engine() const { return impl_.get(); }
-    // The decoded program (one Op per slot) and its budget tables, which the JIT reuses.
-    std::span<const Op> ops() const;
-    BudgetTables budget() const;
     Interpreter(Interpreter&&) noexcept;
     Interpreter& operator=(Interpreter&&) noexcept;
     ~Interpreter();
