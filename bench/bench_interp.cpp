@@ -374,17 +374,20 @@ int main(int argc, char** argv) {
         benchmark::RegisterBenchmark(fmt::format("jit_unchecked/{}", k.name).c_str(), BM_jit, &k, vm::JitOptions{false});
     }
     // What each unchecked-mode optimisation gains on the parser, cumulatively (vm/jit.hpp).
-    const std::pair<const char*, uint32_t> steps[] = {
-        {"none", 0}, {"+lea", vm::kJitOptLea}, {"+movzx", vm::kJitOptLea | vm::kJitOptMovzx},
-        {"+be16", vm::kJitOptLea | vm::kJitOptMovzx | vm::kJitOptBe16},
-        {"+addr", vm::kJitOptLea | vm::kJitOptMovzx | vm::kJitOptBe16 | vm::kJitOptAddr},
-        {"+branch(default)", vm::kJitOptDefault},
-        {"default+stackregs", vm::kJitOptDefault | vm::kJitOptStackRegs}};
-    for (const auto& [name, mask] : steps) {
+    const std::pair<const char*, uint32_t> steps[] = {{"+lea", vm::kJitOptLea},       {"+movzx", vm::kJitOptMovzx},
+                                                      {"+be16", vm::kJitOptBe16},     {"+addr", vm::kJitOptAddr},
+                                                      {"+branch", vm::kJitOptBranch}, {"+align", vm::kJitOptAlign},
+                                                      {"+rmw", vm::kJitOptRmw},       {"+knownbits", vm::kJitOptKnownBits}};
+    uint32_t mask = 0;
+    auto step = [&](const std::string& name, uint32_t m) {
         vm::JitOptions jo{false};
-        jo.optimize = mask;
+        jo.optimize = m;
         benchmark::RegisterBenchmark(fmt::format("jit_steps/parser/{}", name).c_str(), BM_jit, &kKernels[3], jo);
-    }
+    };
+    step("none", 0);
+    for (const auto& [name, bit] : steps) step(name, mask |= bit);
+    if ((mask | vm::kJitOptGroup) != vm::kJitOptDefault) throw std::logic_error("jit_steps: the steps do not add up to the default");
+    step("default+stackregs", vm::kJitOptDefault | vm::kJitOptStackRegs);
     benchmark::RegisterBenchmark("jit_compile/empty", BM_compile, static_cast<const Kernel*>(nullptr));
     for (const auto& k : kKernels) benchmark::RegisterBenchmark(fmt::format("jit_compile/{}", k.name).c_str(), BM_compile, &k);
     benchmark::RegisterBenchmark("jit_compile/synthetic_50k", BM_compile_large);

@@ -222,7 +222,7 @@ struct Gen {
     // folding, inverted branches; random registers, so some are live and some dead afterwards.
     Unit pattern_unit() {
         const uint8_t a = data_reg(), b = data_reg(), c = data_reg();
-        switch (u(6)) {
+        switch (u(9)) {
         case 0:
             return {mk(Op::MOV64_REG, a, b, 0, 0), chance(50) ? mk(Op::ADD64_REG, a, chance(20) ? a : c, 0, 0) : mk(Op::ADD64_IMM, a, 0, 0, imm())};
         case 1:
@@ -243,6 +243,65 @@ struct Gen {
             const uint8_t s_ = a == 1 ? 2 : a, kr = b == s_ || b == 1 ? (s_ == 3 ? 4 : 3) : b;
             return {mk(Op::MOV64_IMM, kr, 0, 0, k), mk(Op::MOV64_REG, s_, 1, 0, 0), mk(Op::ADD64_REG, s_, kr, 0, 0),
                     mk(l, chance(40) ? s_ : c, s_, 0, 0)};
+        }
+        case 5: {   // be16 [& mask] from [rS] with rS = r1 + rK computed just before, whose second
+                    // load may overwrite rS; masks that fold (high byte only) and masks that do not
+            const uint8_t s_ = a == 1 ? 2 : a, kr = b == s_ || b == 1 ? (s_ == 3 ? 4 : 3) : b;
+            uint8_t x = c == 1 || c == s_ || c == kr ? 5 : c, y = x == 6 ? 7 : 6;
+            if (y == s_ || y == kr) y = 8;
+            if (x == y) x = y == 5 ? 0 : 5;
+            const auto k = static_cast<int32_t>(u(32));
+            const auto o = static_cast<int16_t>(u(30));
+            const bool hi_first = chance(60);
+            if (chance(40)) (hi_first ? x : y) = s_;   // the second load overwrites the base
+            const Insn lo = mk(Op::LDX_B, x, s_, static_cast<int16_t>(o + 1), 0), hi = mk(Op::LDX_B, y, s_, o, 0);
+            Unit r{mk(Op::MOV64_IMM, kr, 0, 0, k), mk(Op::MOV64_REG, s_, 1, 0, 0), mk(Op::ADD64_REG, s_, kr, 0, 0),
+                   hi_first ? hi : lo, hi_first ? lo : hi, mk(chance(50) ? Op::LSH32_IMM : Op::LSH64_IMM, y, 0, 0, 8)};
+            static const int32_t masks[] = {0x3f00, 0xff00, 0x0f00, 0x3fff, 0x1ff00, 0xff, -256};
+            if (chance(60)) r.push_back(mk(chance(50) ? Op::AND32_IMM : Op::AND64_IMM, y, 0, 0, masks[u(std::size(masks))]));
+            r.push_back(mk(chance(50) ? Op::OR32_REG : Op::OR64_REG, y, x, 0, 0));
+            return r;
+        }
+        case 6: {   // a stack counter: rX = slot; rX op= rY | imm; slot = rX (or another slot), then
+                    // the slot into r0 (rX sometimes live after)
+            static const Op ops[] = {Op::ADD64_REG, Op::SUB64_REG, Op::OR64_REG, Op::AND64_REG, Op::XOR64_REG,
+                                     Op::ADD64_IMM, Op::SUB64_IMM, Op::OR64_IMM, Op::AND64_IMM, Op::XOR64_IMM, Op::MUL64_REG};
+            const auto o = static_cast<int16_t>(-8 * static_cast<int>(1 + u(4)));
+            const auto o2 = chance(85) ? o : static_cast<int16_t>(o - 8);
+            const Op m = ops[u(std::size(ops))];
+            const bool reg = op_info(m).form == Form::ALU_X;
+            const uint8_t x = a == 0 ? 2 : a;
+            return {mk(Op::LDX_DW, x, 10, o, 0), mk(m, x, reg ? (chance(15) ? x : b) : 0, 0, reg ? 0 : imm()),
+                    mk(Op::STX_DW, 10, x, o2, 0), mk(Op::LDX_DW, c == 0 ? 3 : c, 10, o, 0), mk(Op::ADD64_REG, 0, c == 0 ? 3 : c, 0, 0)};
+        }
+        case 7: {   // a value with known-zero high bits (a load, a shift, an and), and with a mask that
+                    // may or may not keep them all, sometimes after a join
+            static const Op loads[] = {Op::LDX_B, Op::LDX_H, Op::LDX_W, Op::LDX_DW};
+            static const int32_t masks[] = {0xff, 0xffff, 0x7fff, 0xfff, -1, 0x7fffffff, 0x1ffff, 0xfe};
+            const Op l = loads[u(4)];
+            const unsigned size = code::mem_size(op_info(l).code);
+            const auto o = static_cast<int16_t>(u(64 - size + 1));
+            Unit r{mk(l, a, 1, o, 0)};
+            switch (u(6)) {
+            case 0: r.push_back(mk(chance(50) ? Op::LSH32_IMM : Op::LSH64_IMM, a, 0, 0, static_cast<int32_t>(u(20)))); break;
+            case 1: r.push_back(mk(chance(50) ? Op::RSH32_IMM : Op::RSH64_IMM, a, 0, 0, static_cast<int32_t>(u(20)))); break;
+            case 2: r.push_back(mk(Op::MOV64_REG, b, a, 0, 0)); break;
+            case 3: r.push_back(mk(chance(50) ? Op::OR32_REG : Op::OR64_REG, a, b, 0, 0)); break;
+            case 4: {   // byte swaps of 16, 32 and 64 bits
+                static const Op swaps[] = {Op::LE16, Op::LE32, Op::LE64, Op::BE16, Op::BE32, Op::BE64, Op::BSWAP16, Op::BSWAP32, Op::BSWAP64};
+                const Op sw = swaps[u(std::size(swaps))];
+                r.push_back(mk(sw, a, 0, 0, op_info(sw).dval));
+                break;
+            }
+            default: break;
+            }
+            if (chance(50)) {   // a join: a forward jump over one instruction that widens or not
+                r.push_back(mk(Op::JEQ64_IMM, c, 0, 1, static_cast<int32_t>(u(3))));
+                r.push_back(chance(50) ? mk(Op::MOV64_IMM, a, 0, 0, imm()) : mk(Op::AND32_IMM, a, 0, 0, 0xff));
+            }
+            r.push_back(mk(chance(50) ? Op::AND32_IMM : Op::AND64_IMM, a, 0, 0, masks[u(std::size(masks))]));
+            r.push_back(mk(Op::XOR64_REG, 0, a, 0, 0));
+            return r;
         }
         case 4: {   // if (cond) goto +1; goto +2; (two instructions skipped or not)
             Unit j = jump_unit(1);
@@ -435,7 +494,7 @@ TEST_CASE("jit: unchecked-mode optimisations keep the interpreter's results", "[
     // Programs full of the folded shapes, with jumps landing anywhere (so some shapes must not
     // be folded): each optimisation alone and all together against the interpreter.
     const HelperTable helpers = test_helpers();
-    const uint32_t masks[] = {kJitOptLea, kJitOptMovzx, kJitOptBe16, kJitOptStackRegs, kJitOptAddr, kJitOptBranch, ~0u};
+    const uint32_t masks[] = {kJitOptLea, kJitOptMovzx, kJitOptBe16, kJitOptStackRegs, kJitOptAddr, kJitOptBranch, kJitOptAlign, kJitOptRmw, kJitOptKnownBits, kJitOptDefault, ~0u};
     unsigned ran = 0;
     for (unsigned seed = 1; seed <= 1500; ++seed) {
         Gen g(seed * 104729);

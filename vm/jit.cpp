@@ -33,6 +33,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstring>
 #include <deque>
@@ -135,6 +136,9 @@ struct Jit::Impl {
     // Unchecked-mode analysis (see "Optimisations"): registers live after each pc, jump
     // targets, and the stack slots (offsets from r10) kept in registers.
     std::vector<uint16_t> live_out;
+    // Bits of the dst register that may be non-zero on entry to each pc (8, 16, 32 or 64: the
+    // rest are known zero), for dropping an and with a mask that keeps them all.
+    std::vector<uint8_t> dst_width;
     std::vector<uint8_t> target;
     std::vector<int16_t> slots;
     // Bytes below r10 a run must zero: the deepest constant r10 offset the program uses, or the
@@ -434,7 +438,7 @@ struct Emitter : CodeGenerator {
     // (callx may enter any pc, the middle of a folded pattern too: no folding in checked mode
     // then; in unchecked mode the verifier allows only function entries.)
     bool opt(uint32_t bit) const {
-        constexpr uint32_t exact = kJitOptLea | kJitOptMovzx | kJitOptAddr;
+        constexpr uint32_t exact = kJitOptLea | kJitOptMovzx | kJitOptAddr | kJitOptAlign | kJitOptKnownBits;
         return (P.opts.optimize & bit) && (!checked || ((bit & exact) && !P.has_callx));
     }
 
@@ -572,6 +576,7 @@ struct Emitter : CodeGenerator {
             else is64 ? test(d, static_cast<uint32_t>(in.imm)) : test(d.cvt32(), static_cast<uint32_t>(in.imm));
         } else {
             if (reg) is64 ? cmp(d, R[in.src]) : cmp(d.cvt32(), R[in.src].cvt32());
+            else if (in.imm == 0) is64 ? test(d, d) : test(d.cvt32(), d.cvt32());   // the same flags, shorter
             else is64 ? cmp(d, in.imm) : cmp(d.cvt32(), in.imm);
         }
         const std::size_t target = pc + 1 + in.off;
@@ -964,6 +969,65 @@ struct Emitter : CodeGenerator {
         }
     }
 
+    // be16: x = *(u8 *)(rB + o + 1); y = *(u8 *)(rB + o); y <<= 8; [y &= M;] y |= x, with x dead
+    // after  ->  movzx y, word [rB + o]; rol y16, 8 [; and y, M & 0xff00 | 0xff]. (clang moves a
+    // `& 0x3fff` of the result there; only M's second byte can clear bits of y << 8.) Preceded by
+    // rS = rB; rS += rC with rS the loads' base, dead after (or y): the load is from [rB + rC + o].
+    // Returns the instructions consumed from pc.
+    std::size_t be16(std::size_t pc) {
+        if (!opt(kJitOptBe16)) return 0;
+        const std::size_t n = P.ops.size();
+        const auto& I = P.prog.insns;
+        auto op = [&](std::size_t q) { return q < n ? P.ops[q] : Op::Invalid; };
+        auto inside = [&](std::size_t q) { return q < n && !P.target[q]; };
+        std::size_t q = pc;
+        const bool addr = opt(kJitOptAddr) && op(pc) == Op::MOV64_REG && I[pc].dst != I[pc].src && op(pc + 1) == Op::ADD64_REG &&
+                          I[pc + 1].dst == I[pc].dst && inside(pc + 1) && inside(pc + 2);
+        if (addr) q = pc + 2;
+        if (!(op(q) == Op::LDX_B && op(q + 1) == Op::LDX_B && inside(q + 1) && inside(q + 2) && inside(q + 3) &&
+              (op(q + 2) == Op::LSH32_IMM || op(q + 2) == Op::LSH64_IMM)))
+            return 0;
+        const Insn& a = I[q];
+        const Insn& b = I[q + 1];
+        const Insn& sh = I[q + 2];
+        const bool masked = (op(q + 3) == Op::AND32_IMM || op(q + 3) == Op::AND64_IMM) && inside(q + 4) && I[q + 3].dst == sh.dst;
+        const std::size_t at = q + 3 + (masked ? 1 : 0);
+        const Insn& o = I[at];
+        // y is the one shifted; either load may come first, and only the second may overwrite
+        // the base.
+        const Insn& y = sh.dst == a.dst ? a : b;
+        const Insn& x = sh.dst == a.dst ? b : a;
+        if (!((op(at) == Op::OR32_REG || op(at) == Op::OR64_REG) && a.src == b.src && a.dst != a.src && sh.imm == 8 &&
+              sh.dst == y.dst && o.dst == y.dst && o.src == x.dst && x.dst != y.dst && x.off == y.off + 1 &&
+              !(P.live_out[at] & (1u << x.dst))))
+            return 0;
+        if (addr) {
+            const uint8_t s_ = I[pc].dst;
+            if (a.src != s_ || (y.dst != s_ && (P.live_out[at] & (1u << s_)))) return 0;
+            const Reg64& rb = R[I[pc].src];
+            const Reg64& rc = R[I[pc + 1].src == s_ ? I[pc].src : I[pc + 1].src];
+            movzx(R[y.dst].cvt32(), word[rb + rc + y.off]);
+        } else {
+            movzx(R[y.dst].cvt32(), word[R[a.src] + y.off]);
+        }
+        rol(R[y.dst].cvt16(), 8);
+        if (masked) and_(R[y.dst].cvt32(), (I[q + 3].imm & 0xff00) | 0xff);
+        return at - pc + 1;
+    }
+
+    // wA &= 2^k - 1 where wA has no bit at k or above (e.g. `& 0xffff` of a 16-bit load or of a
+    // value an earlier and already cut, at a join): nothing to do.
+    bool redundant_and(std::size_t pc) const {
+        if (!opt(kJitOptKnownBits) || P.dst_width.empty()) return false;
+        const Op op = P.ops[pc];
+        if (op != Op::AND32_IMM && op != Op::AND64_IMM) return false;
+        const uint64_t m = op == Op::AND32_IMM ? static_cast<uint32_t>(P.prog.insns[pc].imm)
+                                               : static_cast<uint64_t>(static_cast<int64_t>(P.prog.insns[pc].imm));
+        if ((m & (m + 1)) != 0) return false;   // not 2^k - 1
+        const unsigned k = static_cast<unsigned>(std::popcount(m));
+        return P.dst_width[pc] <= k && (op == Op::AND64_IMM || k <= 32);
+    }
+
     // ── Optimisations (unchecked mode) ──
     // Patterns of clang's BPF output that one or two x86 instructions do. A pattern spans
     // instructions no jump lands inside of. Returns the instructions consumed (0: none).
@@ -988,6 +1052,31 @@ struct Emitter : CodeGenerator {
                 if (k < 11) {
                     cond_jump(pc, a, conds[k], sym.find("64") != std::string_view::npos, f == Form::JCOND_X, to);
                     return 2;
+                }
+            }
+        }
+        if (const std::size_t k = be16(pc)) return k;
+        // rX = *(u64 *)(r10 + o); rX op= rY | imm; *(u64 *)(r10 + o) = rX, rX dead after
+        //   ->  op qword [r10 + o], rY | imm   (counters kept on the stack)
+        if (opt(kJitOptRmw) && P.slots.empty() && op(pc) == Op::LDX_DW && a.src == 10 && a.dst != 10 && inside(pc + 1) &&
+            inside(pc + 2) && op(pc + 2) == Op::STX_DW && I[pc + 2].dst == 10 && I[pc + 2].src == a.dst &&
+            I[pc + 2].off == a.off && I[pc + 1].dst == a.dst && !(P.live_out[pc + 2] & (1u << a.dst))) {
+            const Insn& m = I[pc + 1];
+            const bool reg = op_info(op(pc + 1)).form == Form::ALU_X;
+            if (!reg || m.src != a.dst) {
+                const Address slot = qword[R[10] + a.off];
+                switch (op(pc + 1)) {
+                case Op::ADD64_REG: add(slot, R[m.src]); return 3;
+                case Op::SUB64_REG: sub(slot, R[m.src]); return 3;
+                case Op::OR64_REG: or_(slot, R[m.src]); return 3;
+                case Op::AND64_REG: and_(slot, R[m.src]); return 3;
+                case Op::XOR64_REG: xor_(slot, R[m.src]); return 3;
+                case Op::ADD64_IMM: add(slot, m.imm); return 3;
+                case Op::SUB64_IMM: sub(slot, m.imm); return 3;
+                case Op::OR64_IMM: or_(slot, m.imm); return 3;
+                case Op::AND64_IMM: and_(slot, m.imm); return 3;
+                case Op::XOR64_IMM: xor_(slot, m.imm); return 3;
+                default: break;
                 }
             }
         }
@@ -1032,24 +1121,6 @@ struct Emitter : CodeGenerator {
             if (I[pc + 1].imm == 0xff) movzx(R[a.dst].cvt32(), R[a.src].cvt8());
             else movzx(R[a.dst].cvt32(), R[a.src].cvt16());
             return 2;
-        }
-        // be16: x = *(u8 *)(rB + o + 1); y = *(u8 *)(rB + o); y <<= 8; y |= x, with x dead after
-        // ->  movzx y, word [rB + o]; rol y16, 8
-        if (opt(kJitOptBe16) && op(pc) == Op::LDX_B && op(pc + 1) == Op::LDX_B && inside(pc + 1) && inside(pc + 2) &&
-            inside(pc + 3) && (op(pc + 2) == Op::LSH32_IMM || op(pc + 2) == Op::LSH64_IMM) &&
-            (op(pc + 3) == Op::OR32_REG || op(pc + 3) == Op::OR64_REG)) {
-            const Insn& b = I[pc + 1];
-            const Insn& sh = I[pc + 2];
-            const Insn& o = I[pc + 3];
-            // y is the one shifted; either load may come first.
-            const Insn& y = sh.dst == a.dst ? a : b;
-            const Insn& x = sh.dst == a.dst ? b : a;
-            if (a.src == b.src && sh.imm == 8 && sh.dst == y.dst && o.dst == y.dst && o.src == x.dst && x.dst != y.dst &&
-                x.dst != a.src && y.dst != a.src && x.off == y.off + 1 && !(P.live_out[pc + 3] & (1u << x.dst))) {
-                movzx(R[y.dst].cvt32(), word[R[a.src] + y.off]);
-                rol(R[y.dst].cvt16(), 8);
-                return 4;
-            }
         }
         return 0;
     }
@@ -1152,6 +1223,8 @@ struct Emitter : CodeGenerator {
         L(L_entry);
         reload();
         for (std::size_t pc = 0; pc < n; ++pc) {
+            // Loop heads start a 16-byte fetch block (the code is copied to a page start).
+            if ((P.target[pc] & 2) && opt(kJitOptAlign) && getSize() % 16) nop(16 - getSize() % 16);
             pc_off[pc] = getSize();
             const Op op = P.ops[pc];
             if (op == Op::LddwHigh) continue;
@@ -1164,6 +1237,7 @@ struct Emitter : CodeGenerator {
                 pc += k - 1;
                 continue;
             }
+            if (redundant_and(pc)) continue;
             const bool wrap = !P.slots.empty() && !clean(op, P.prog.insns[pc]);
             if (wrap) spill();
             emit(pc, op, false);
@@ -1530,9 +1604,10 @@ const std::array<Form, kOpCount>& forms() {
     return t;
 }
 
-// Registers an instruction reads and writes, for the liveness the be16 pattern needs. Anything
-// unusual (calls, exits, atomics, legacy packet loads) reads every register: never wrong.
-void uses_defs(Op op, Form form, const Insn& in, uint16_t& use, uint16_t& def) {
+// Registers an instruction reads and writes, for the liveness the folds need. Anything unusual
+// (calls, atomics, legacy packet loads) reads every register: never wrong. An exit reads
+// exit_use.
+void uses_defs(Op op, Form form, const Insn& in, uint16_t exit_use, uint16_t& use, uint16_t& def) {
     constexpr uint16_t all = (1u << kNumRegs) - 1;
     const uint16_t d = static_cast<uint16_t>(1u << (in.dst & 0xf)), s = static_cast<uint16_t>(1u << (in.src & 0xf));
     use = all;
@@ -1555,6 +1630,7 @@ void uses_defs(Op op, Form form, const Insn& in, uint16_t& use, uint16_t& def) {
     case Form::LDX: case Form::LDXS: use = s; def = d; break;
     case Form::ST: use = d; break;
     case Form::STX: use = d | s; break;
+    case Form::EXIT: use = exit_use; break;
     default: break;
     }
 }
@@ -1588,7 +1664,7 @@ void analyse(Jit::Impl& impl) {
     // (validate() checked every target: inside the program, never an lddw's second half)
     auto jump = [&](std::size_t pc, int64_t rel) {
         const auto t = static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + rel);
-        impl.target[t] = 1;
+        impl.target[t] |= t <= pc ? 3 : 1;   // bit 1: a loop head (a jump from below)
         backwards |= t <= pc;
     };
     for (std::size_t pc = 0; pc < n; ++pc) {
@@ -1627,6 +1703,10 @@ void analyse(Jit::Impl& impl) {
     }
     // Liveness, backwards to a fixed point: one pass when no jump goes backwards. Successors:
     // the next instruction unless the pc jumps or exits for good, and a jump's target.
+    // An exit reads r0 only where it ends the run, or returns to a caller that (verified) reads
+    // no r1-r5 after the call, r6-r9 being restored: in unchecked mode, or in a program without
+    // frames. Otherwise (checked, bpf2bpf) the caller may read whatever the callee left.
+    const uint16_t exit_use = !impl.opts.checked || !frames ? 1 : (1u << kNumRegs) - 1;
     impl.live_out.assign(n, 0);
     std::vector<uint16_t> live_in(n, 0);
     for (bool changed = true; changed;) {
@@ -1647,7 +1727,7 @@ void analyse(Jit::Impl& impl) {
             default: break;
             }
             uint16_t use, def;
-            uses_defs(op, f, in, use, def);
+            uses_defs(op, f, in, exit_use, use, def);
             const auto lin = static_cast<uint16_t>(use | (out & ~def));
             if (out != impl.live_out[pc] || lin != live_in[pc]) {
                 impl.live_out[pc] = out;
@@ -1655,6 +1735,78 @@ void analyse(Jit::Impl& impl) {
                 changed = backwards;
             }
         }
+    }
+    // Known-zero high bits (see Emitter::redundant_and), forward to a fixed point over the jumps,
+    // joins taking the widest. Programs with frames are left out (a function's entry has callers
+    // this flow does not follow).
+    impl.dst_width.clear();
+    if ((impl.opts.optimize & kJitOptKnownBits) && !frames) {
+        using Widths = std::array<uint8_t, kNumRegs>;
+        std::vector<Widths> in(n, Widths{});   // 0: not reached yet
+        in[0].fill(64);
+        auto bits = [](uint64_t v) { return static_cast<uint8_t>(v == 0 ? 0 : std::bit_width(v)); };
+        auto round = [](unsigned w) -> uint8_t { return w <= 8 ? 8 : w <= 16 ? 16 : w <= 32 ? 32 : 64; };
+        auto flow = [&](std::size_t pc, const Insn& in_, Widths w) {
+            const Op op = ops[pc];
+            const Form f = form[static_cast<std::size_t>(op)];
+            const uint8_t d = in_.dst & 0xf, s_ = in_.src & 0xf;
+            const bool alu32 = code::cls(in_.code) == code::ALU;
+            const auto imm64 = static_cast<uint64_t>(static_cast<int64_t>(in_.imm));
+            const uint64_t imm = alu32 ? static_cast<uint32_t>(in_.imm) : imm64;
+            const unsigned cap = alu32 ? 32 : 64;
+            auto set = [&](unsigned v) { w[d] = round(std::min(v, cap)); };
+            switch (op) {
+            case Op::LDX_B: w[d] = 8; break;
+            case Op::LDX_H: w[d] = 16; break;
+            case Op::LDX_W: w[d] = 32; break;
+            case Op::MOV64_IMM: case Op::MOV32_IMM: set(bits(imm)); break;
+            case Op::MOV64_REG: case Op::MOV32_REG: set(w[s_]); break;
+            case Op::AND64_IMM: case Op::AND32_IMM: set(std::min<unsigned>(w[d], bits(imm))); break;
+            case Op::AND64_REG: case Op::AND32_REG: set(std::min(w[d], w[s_])); break;
+            case Op::OR64_IMM: case Op::OR32_IMM: case Op::XOR64_IMM: case Op::XOR32_IMM: set(std::max<unsigned>(w[d], bits(imm))); break;
+            case Op::OR64_REG: case Op::OR32_REG: case Op::XOR64_REG: case Op::XOR32_REG: set(std::max(w[d], w[s_])); break;
+            case Op::LSH64_IMM: case Op::LSH32_IMM: set(w[d] + static_cast<unsigned>(in_.imm & (cap - 1))); break;
+            case Op::RSH64_IMM: case Op::RSH32_IMM: set(std::min<unsigned>(w[d], cap)); break;   // (never wider)
+            default:
+                if (f == Form::END)   // le/be/bswap 16, 32, 64: that many bits
+                    w[d] = round(static_cast<unsigned>(std::clamp(in_.imm, 16, 64)));
+                else if (f == Form::ALU_K || f == Form::ALU_X || f == Form::NEG || f == Form::MOVSX)
+                    w[d] = alu32 ? 32 : 64;
+                else if (f == Form::LDX || f == Form::LDXS || f == Form::LDDW || f == Form::LOAD_ACQ)
+                    w[d] = 64;
+                else if (f == Form::CALL || f == Form::CALL_KFUNC || f == Form::LDABS || f == Form::LDIND || f == Form::ATOMIC)
+                    w.fill(64);
+                break;
+            }
+            return w;
+        };
+        for (bool changed = true; changed;) {
+            changed = false;
+            for (std::size_t pc = 0; pc < n; ++pc) {
+                const Op op = ops[pc];
+                if (op == Op::LddwHigh || in[pc][0] == 0) continue;   // (r0 is 0 only where nothing reached yet)
+                const Insn& in_ = I[pc];
+                const Form f = form[static_cast<std::size_t>(op)];
+                const Widths out = flow(pc, in_, in[pc]);
+                auto join = [&](std::size_t t) {
+                    for (unsigned r = 0; r < kNumRegs; ++r)
+                        if (out[r] > in[t][r]) {
+                            in[t][r] = out[r];
+                            changed |= t <= pc;   // a later pc is visited in this pass anyway
+                        }
+                };
+                const std::size_t next = pc + (f == Form::LDDW ? 2 : 1);
+                if (f != Form::JA && f != Form::JA32 && f != Form::EXIT && next < n) join(next);
+                if (f == Form::JCOND_K || f == Form::JCOND_X || f == Form::MAY_GOTO || f == Form::JA)
+                    join(static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + in_.off));
+                else if (f == Form::JA32)
+                    join(static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + in_.imm));
+            }
+        }
+        impl.dst_width.assign(n, 64);
+        for (std::size_t pc = 0; pc < n; ++pc)
+            if (in[pc][0] != 0) impl.dst_width[pc] = in[pc][I[pc].dst & 0xf];
+            else impl.dst_width[pc] = 0;   // never reached
     }
     impl.stack_zero = frames || escape || helpers ? kStackSize : static_cast<unsigned>(-deepest + 7) / 8 * 8;
     // Stack slots in registers: the three most used 8-byte slots only ever accessed whole.
