@@ -1738,62 +1738,70 @@ void analyse(Jit::Impl& impl) {
     }
     // Known-zero high bits (see Emitter::redundant_and), forward to a fixed point over the jumps,
     // joins taking the widest. Programs with frames are left out (a function's entry has callers
-    // this flow does not follow).
+    // this flow does not follow), and so are programs with no and it could drop.
     impl.dst_width.clear();
-    if ((impl.opts.optimize & kJitOptKnownBits) && !frames) {
-        using Widths = std::array<uint8_t, kNumRegs>;
-        std::vector<Widths> in(n, Widths{});   // 0: not reached yet
-        in[0].fill(64);
-        auto bits = [](uint64_t v) { return static_cast<uint8_t>(v == 0 ? 0 : std::bit_width(v)); };
-        auto round = [](unsigned w) -> uint8_t { return w <= 8 ? 8 : w <= 16 ? 16 : w <= 32 ? 32 : 64; };
-        auto flow = [&](std::size_t pc, const Insn& in_, Widths w) {
-            const Op op = ops[pc];
-            const Form f = form[static_cast<std::size_t>(op)];
-            const uint8_t d = in_.dst & 0xf, s_ = in_.src & 0xf;
+    bool mask_and = false;
+    for (std::size_t pc = 0; pc < n && !mask_and; ++pc)
+        if (ops[pc] == Op::AND32_IMM || ops[pc] == Op::AND64_IMM) {
+            const auto m = static_cast<uint32_t>(I[pc].imm);
+            mask_and = (m & (m + 1)) == 0;
+        }
+    if ((impl.opts.optimize & kJitOptKnownBits) && !frames && mask_and) {
+        // A state is 3 bits per register, a thermometer of its width (8: 000, 16: 001, 32: 011,
+        // 64: 111), so a join is an or; bit 63: reached.
+        constexpr uint64_t kReached = 1ull << 63;
+        auto therm = [](unsigned w) -> uint64_t { return w <= 8 ? 0 : w <= 16 ? 1 : w <= 32 ? 3 : 7; };
+        auto width = [](uint64_t t) -> unsigned { return t == 0 ? 8 : t == 1 ? 16 : t == 3 ? 32 : 64; };
+        auto get = [&](uint64_t st, unsigned r) { return width((st >> (3 * r)) & 7); };
+        auto put = [&](uint64_t st, unsigned r, unsigned w) {
+            return (st & ~(7ull << (3 * r))) | (therm(std::min(w, 64u)) << (3 * r));
+        };
+        constexpr uint64_t kAll64 = (1ull << (3 * kNumRegs)) - 1;
+        std::vector<uint64_t> in(n, 0);
+        in[0] = kReached | kAll64;
+        auto bits = [](uint64_t v) { return static_cast<unsigned>(std::bit_width(v)); };
+        auto flow = [&](const Op op, const Form f, const Insn& in_, uint64_t st) -> uint64_t {
+            const unsigned d = in_.dst & 0xf, s_ = in_.src & 0xf;
             const bool alu32 = code::cls(in_.code) == code::ALU;
-            const auto imm64 = static_cast<uint64_t>(static_cast<int64_t>(in_.imm));
-            const uint64_t imm = alu32 ? static_cast<uint32_t>(in_.imm) : imm64;
+            const uint64_t imm = alu32 ? static_cast<uint32_t>(in_.imm) : static_cast<uint64_t>(static_cast<int64_t>(in_.imm));
             const unsigned cap = alu32 ? 32 : 64;
-            auto set = [&](unsigned v) { w[d] = round(std::min(v, cap)); };
+            auto set = [&](unsigned v) { return put(st, d, std::min(v, cap)); };
             switch (op) {
-            case Op::LDX_B: w[d] = 8; break;
-            case Op::LDX_H: w[d] = 16; break;
-            case Op::LDX_W: w[d] = 32; break;
-            case Op::MOV64_IMM: case Op::MOV32_IMM: set(bits(imm)); break;
-            case Op::MOV64_REG: case Op::MOV32_REG: set(w[s_]); break;
-            case Op::AND64_IMM: case Op::AND32_IMM: set(std::min<unsigned>(w[d], bits(imm))); break;
-            case Op::AND64_REG: case Op::AND32_REG: set(std::min(w[d], w[s_])); break;
-            case Op::OR64_IMM: case Op::OR32_IMM: case Op::XOR64_IMM: case Op::XOR32_IMM: set(std::max<unsigned>(w[d], bits(imm))); break;
-            case Op::OR64_REG: case Op::OR32_REG: case Op::XOR64_REG: case Op::XOR32_REG: set(std::max(w[d], w[s_])); break;
-            case Op::LSH64_IMM: case Op::LSH32_IMM: set(w[d] + static_cast<unsigned>(in_.imm & (cap - 1))); break;
-            case Op::RSH64_IMM: case Op::RSH32_IMM: set(std::min<unsigned>(w[d], cap)); break;   // (never wider)
-            default:
-                if (f == Form::END)   // le/be/bswap 16, 32, 64: that many bits
-                    w[d] = round(static_cast<unsigned>(std::clamp(in_.imm, 16, 64)));
-                else if (f == Form::ALU_K || f == Form::ALU_X || f == Form::NEG || f == Form::MOVSX)
-                    w[d] = alu32 ? 32 : 64;
-                else if (f == Form::LDX || f == Form::LDXS || f == Form::LDDW || f == Form::LOAD_ACQ)
-                    w[d] = 64;
-                else if (f == Form::CALL || f == Form::CALL_KFUNC || f == Form::LDABS || f == Form::LDIND || f == Form::ATOMIC)
-                    w.fill(64);
-                break;
+            case Op::LDX_B: return put(st, d, 8);
+            case Op::LDX_H: return put(st, d, 16);
+            case Op::LDX_W: return put(st, d, 32);
+            case Op::MOV64_IMM: case Op::MOV32_IMM: return set(bits(imm));
+            case Op::MOV64_REG: case Op::MOV32_REG: return set(get(st, s_));
+            case Op::AND64_IMM: case Op::AND32_IMM: return set(std::min(get(st, d), bits(imm)));
+            case Op::AND64_REG: case Op::AND32_REG: return set(std::min(get(st, d), get(st, s_)));
+            case Op::OR64_IMM: case Op::OR32_IMM: case Op::XOR64_IMM: case Op::XOR32_IMM: return set(std::max(get(st, d), bits(imm)));
+            case Op::OR64_REG: case Op::OR32_REG: case Op::XOR64_REG: case Op::XOR32_REG: return set(std::max(get(st, d), get(st, s_)));
+            case Op::LSH64_IMM: case Op::LSH32_IMM: return set(get(st, d) + static_cast<unsigned>(in_.imm & (cap - 1)));
+            case Op::RSH64_IMM: case Op::RSH32_IMM: return set(get(st, d));   // (never wider)
+            default: break;
             }
-            return w;
+            switch (f) {
+            case Form::END: return put(st, d, static_cast<unsigned>(std::clamp(in_.imm, 16, 64)));   // le/be/bswap 16, 32, 64
+            case Form::ALU_K: case Form::ALU_X: case Form::NEG: case Form::MOVSX: return put(st, d, cap);
+            case Form::LDX: case Form::LDXS: case Form::LDDW: case Form::LOAD_ACQ: return put(st, d, 64);
+            case Form::CALL: case Form::CALL_KFUNC: case Form::LDABS: case Form::LDIND: case Form::ATOMIC: return st | kAll64;
+            default: return st;
+            }
         };
         for (bool changed = true; changed;) {
             changed = false;
             for (std::size_t pc = 0; pc < n; ++pc) {
                 const Op op = ops[pc];
-                if (op == Op::LddwHigh || in[pc][0] == 0) continue;   // (r0 is 0 only where nothing reached yet)
+                if (op == Op::LddwHigh || !(in[pc] & kReached)) continue;
                 const Insn& in_ = I[pc];
                 const Form f = form[static_cast<std::size_t>(op)];
-                const Widths out = flow(pc, in_, in[pc]);
+                const uint64_t out = flow(op, f, in_, in[pc]);
                 auto join = [&](std::size_t t) {
-                    for (unsigned r = 0; r < kNumRegs; ++r)
-                        if (out[r] > in[t][r]) {
-                            in[t][r] = out[r];
-                            changed |= t <= pc;   // a later pc is visited in this pass anyway
-                        }
+                    const uint64_t j = in[t] | out;
+                    if (j != in[t]) {
+                        in[t] = j;
+                        changed |= t <= pc;   // a later pc is visited in this pass anyway
+                    }
                 };
                 const std::size_t next = pc + (f == Form::LDDW ? 2 : 1);
                 if (f != Form::JA && f != Form::JA32 && f != Form::EXIT && next < n) join(next);
@@ -1803,10 +1811,9 @@ void analyse(Jit::Impl& impl) {
                     join(static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + in_.imm));
             }
         }
-        impl.dst_width.assign(n, 64);
+        impl.dst_width.assign(n, 0);   // 0: never reached
         for (std::size_t pc = 0; pc < n; ++pc)
-            if (in[pc][0] != 0) impl.dst_width[pc] = in[pc][I[pc].dst & 0xf];
-            else impl.dst_width[pc] = 0;   // never reached
+            if (in[pc] & kReached) impl.dst_width[pc] = static_cast<uint8_t>(get(in[pc], I[pc].dst & 0xf));
     }
     impl.stack_zero = frames || escape || helpers ? kStackSize : static_cast<unsigned>(-deepest + 7) / 8 * 8;
     // Stack slots in registers: the three most used 8-byte slots only ever accessed whole.
