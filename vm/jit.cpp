@@ -22,7 +22,10 @@
 // BPF frames live in a 8 x 512-byte stack area exactly like the interpreter's. Exits at depth
 // > 0 pop them. Tail calls compile the target lazily (cached in the root Jit) and jump into its
 // code, which shares the context layout, prologue and epilogue. Callbacks (Env::call_function)
-// run in an interpreter of the same program that every Jit keeps beside its code.
+// run in an interpreter of the same program, built at the first helper call of a run.
+//
+// Jumps: rel32 fields patched once the code of every pc is placed (Emitter::jump_pc, Near),
+// not xbyak labels, which cost hash-map entries per label.
 #include "vm/jit.hpp"
 
 #include <fmt/format.h>
