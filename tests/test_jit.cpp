@@ -44,6 +44,8 @@ Both run_both(const std::vector<Insn>& insns, const std::vector<uint8_t>& mem, c
     if (!interp || !jit) return b;
     RunOptions ro;
     ro.budget = budget;
+    alignas(16) static uint8_t stack[kStackSize * kMaxCallDepth];   // one r10 for both engines
+    ro.stack = stack;
     // One buffer at one address for both engines, and for every call (its address may end up
     // in r0 or in a trap message, so it steers the program: a test that runs a program checked
     // first, then unchecked only when it ended, must see the same address both times), reset
@@ -759,4 +761,44 @@ TEST_CASE("jit: Engine::Auto runs verified programs in the JIT, the rest in the 
     REQUIRE(i.ok());
     (*i)->mark_verified("xdp_count");
     CHECK_FALSE((*i)->uses_jit("xdp_count"));
+}
+
+TEST_CASE("jit: RunOptions::stack gives both engines the same r10", "[jit]") {
+    // A program that returns a stack address and one that stores it: without a shared stack
+    // the engines' answers differ by where each put its stack.
+    Program p;
+    p.name = "r10";
+    p.insns = asm_of("mov %r0, %r10\nadd %r0, -16\nstxdw [%r1+0], %r10\nexit");
+    auto interp = Interpreter::compile(p, HelperTable{});
+    auto jit = Jit::compile(p, HelperTable{});
+    REQUIRE(interp);
+    REQUIRE(jit);
+    alignas(16) static uint8_t stack[kStackSize * kMaxCallDepth];
+    std::vector<uint8_t> mem(8);
+    for (const bool shared : {false, true}) {
+        RunOptions ro;
+        if (shared) ro.stack = stack;
+        uint64_t out[2];
+        RunResult r[2];
+        for (int e = 0; e < 2; ++e) {
+            Env env;
+            env.mem.add(mem.data(), mem.size(), kReadWrite, RegionKind::Input, "mem");
+            const Args args{reinterpret_cast<uint64_t>(mem.data()), mem.size(), 0, 0, 0};
+            r[e] = e == 0 ? interp->run(env, args, ro) : jit->run(env, args, ro);
+            std::memcpy(&out[e], mem.data(), 8);
+        }
+        REQUIRE(r[0].ok());
+        REQUIRE(r[1].ok());
+        const uint64_t top = reinterpret_cast<uint64_t>(stack) + sizeof(stack);
+        if (shared) {
+            CHECK(r[0].r0 == top - 16);
+            CHECK(r[1].r0 == top - 16);
+            CHECK(out[0] == top);
+            CHECK(out[1] == top);
+        } else {
+            CHECK(r[0].r0 != top - 16);   // a fresh stack of each engine's own
+            CHECK(r[0].r0 - out[0] == static_cast<uint64_t>(-16));
+            CHECK(r[1].r0 - out[1] == static_cast<uint64_t>(-16));
+        }
+    }
 }

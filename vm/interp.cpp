@@ -178,7 +178,9 @@ RunResult Interpreter::Impl::execute(const Impl* self, Env& env, const std::arra
 
     // A top-level run owns a fresh stack; a nested run (callback) continues the caller's.
     alignas(16) uint8_t stack[kStackSize * kMaxCallDepth];
-    const uint64_t stack_top = nested ? nested->stack_top : reinterpret_cast<uint64_t>(stack) + sizeof(stack);
+    const uint64_t stack_top = nested        ? nested->stack_top
+                               : opts.stack ? reinterpret_cast<uint64_t>(opts.stack) + sizeof(stack)
+                                            : reinterpret_cast<uint64_t>(stack) + sizeof(stack);
     const unsigned depth_base = nested ? nested->depth : 0;
 
     uint64_t reg[kNumRegs] = {};

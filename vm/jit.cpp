@@ -1911,7 +1911,7 @@ RunResult Jit::run(Env& env, const std::array<uint64_t, 5>& args, const RunOptio
     // The per-run cost matters (empty programs, fuzzing): only the context fields the code
     // reads before writing them are set.
     alignas(16) uint8_t stack[kStackSize * kMaxCallDepth];
-    const uint64_t top = reinterpret_cast<uint64_t>(stack) + sizeof(stack);
+    const uint64_t top = reinterpret_cast<uint64_t>(opts.stack ? opts.stack : stack) + sizeof(stack);
     // The stack starts zeroed, as in the interpreter, as far as the program can see it.
     if (impl_->stack_zero) std::memset(reinterpret_cast<void*>(top - impl_->stack_zero), 0, impl_->stack_zero);
     env.mem.set_stack(top - kStackSize, top);

@@ -418,6 +418,10 @@ struct RunOptions {
     // tail call (and for the program run when `coverage` is null). Null, or returning null:
     // that program is not counted.
     std::function<Coverage*(const Program&)> counters = nullptr;
+    // Memory to use as the BPF stack (kStackSize * kMaxCallDepth bytes, 16-byte aligned)
+    // instead of a fresh array on the native stack: runs given the same memory see the same
+    // r10, so tests can compare engines on programs that compute with stack addresses.
+    uint8_t* stack = nullptr;
 };
 
 inline constexpr unsigned kStackSize = 512;      // bytes per frame
