@@ -1031,6 +1031,18 @@ struct Emitter : CodeGenerator {
         return P.dst_width[pc] <= k && (op == Op::AND64_IMM || k <= 32);
     }
 
+    // Padding to the next 16-byte boundary, as one instruction where a fall-through runs it:
+    // up to 9 bytes a plain multi-byte nop, then prefixes on `cs nopw 0(%rax,%rax,1)` (10 bytes).
+    void pad16() {
+        const std::size_t p = 16 - getSize() % 16;
+        if (p <= 9) {
+            nop(p);
+            return;
+        }
+        for (std::size_t i = 10; i < p; ++i) db(0x66);
+        for (const uint8_t b : {0x66, 0x2e, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00}) db(b);
+    }
+
     // ── Optimisations (unchecked mode) ──
     // Patterns of clang's BPF output that one or two x86 instructions do. A pattern spans
     // instructions no jump lands inside of. Returns the instructions consumed (0: none).
@@ -1227,7 +1239,7 @@ struct Emitter : CodeGenerator {
         reload();
         for (std::size_t pc = 0; pc < n; ++pc) {
             // Loop heads start a 16-byte fetch block (the code is copied to a page start).
-            if ((P.target[pc] & 2) && opt(kJitOptAlign) && getSize() % 16) nop(16 - getSize() % 16);
+            if ((P.target[pc] & 2) && opt(kJitOptAlign) && getSize() % 16) pad16();
             pc_off[pc] = getSize();
             const Op op = P.ops[pc];
             if (op == Op::LddwHigh) continue;
