@@ -247,7 +247,7 @@ struct Gen {
                     mk(l, chance(40) ? s_ : c, s_, 0, 0)};
         }
         case 5: {   // be16 [& mask] from [rS] with rS = r1 + rK computed just before, whose second
-                    // load may overwrite rS; masks that fold (high byte only) and masks that do not
+                    // load may overwrite rS; masks of every kind (only their second byte matters)
             const uint8_t s_ = a == 1 ? 2 : a, kr = b == s_ || b == 1 ? (s_ == 3 ? 4 : 3) : b;
             uint8_t x = c == 1 || c == s_ || c == kr ? 5 : c, y = x == 6 ? 7 : 6;
             if (y == s_ || y == kr) y = 8;
