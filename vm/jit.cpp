@@ -399,21 +399,16 @@ struct Emitter : CodeGenerator {
     const bool checked;
     Reg64 R[kNumRegs];
     const Reg64 S[3] = {r9, r10, r11};   // promoted stack slots (unchecked mode), P.slots order
-    std::vector<std::size_t> pc_off;       // code offset of each pc
-    // Jumps to pcs are patched once every pc has its offset: an xbyak label costs hash-map
-    // entries, most of the compile time of a branchy program.
-    struct Fixup {
-        std::size_t at;       // offset of the rel32 field
-        std::size_t target;   // pc
-    };
-    std::vector<Fixup> fixups;
-    // The emitter's own labels, for the same reason: near (rel32) references patched at the end.
+    std::vector<std::size_t> pc_off;       // code offset of each pc (SIZE_MAX: not placed yet)
+    // Jumps to pcs and to the emitter's own labels are rel32 fields patched at the end, once
+    // every offset is known: an xbyak label costs hash-map entries, most of the compile time of
+    // a branchy program.
     struct Near {
         std::size_t pos = SIZE_MAX;   // bound at this code offset
     };
     struct NearRef {
-        std::size_t at;   // offset of the rel32 field
-        const Near* label;
+        std::size_t at;            // offset of the rel32 field
+        const std::size_t* pos;    // the offset it jumps to: a pc's pc_off entry or a Near's pos
     };
     std::deque<Near> extra;
     std::vector<NearRef> near_refs;
@@ -459,10 +454,11 @@ struct Emitter : CodeGenerator {
 
     Near& fresh() { return extra.emplace_back(); }
 
-    void rel32_to(const Near& l) {
-        near_refs.push_back({getSize(), &l});
+    void rel32_to(const std::size_t& pos) {
+        near_refs.push_back({getSize(), &pos});
         dd(0);
     }
+    void rel32_to(const Near& l) { rel32_to(l.pos); }
     using CodeGenerator::L;
     void L(Near& l) { l.pos = getSize(); }
     using CodeGenerator::jmp;
@@ -494,8 +490,8 @@ struct Emitter : CodeGenerator {
 #undef BPFSIM_NEAR_JCC
     void patch_near() {
         for (const NearRef& r : near_refs) {
-            if (r.label->pos == SIZE_MAX) throw Error(ErrorCode::Internal, "jit: a label was never bound");
-            rewrite(r.at, static_cast<uint32_t>(static_cast<int64_t>(r.label->pos) - static_cast<int64_t>(r.at + 4)), 4);
+            if (*r.pos == SIZE_MAX) throw Error(ErrorCode::Internal, "jit: a jump to a place never bound");
+            rewrite(r.at, static_cast<uint32_t>(static_cast<int64_t>(*r.pos) - static_cast<int64_t>(r.at + 4)), 4);
         }
     }
 
@@ -536,7 +532,7 @@ struct Emitter : CodeGenerator {
         return cc[c];
     }
     static constexpr uint8_t kJmp = 0xff;
-    // A near jmp (cc = kJmp) or jcc to the code of pc, patched by patch_jumps().
+    // A near jmp (cc = kJmp) or jcc to the code of pc, patched by patch_near().
     void jump_pc(uint8_t cc, std::size_t target) {
         if (cc == kJmp) {
             db(0xe9);
@@ -544,12 +540,7 @@ struct Emitter : CodeGenerator {
             db(0x0f);
             db(0x80 | cc);
         }
-        fixups.push_back({getSize(), target});
-        dd(0);
-    }
-    void patch_jumps() {
-        for (const Fixup& f : fixups)
-            rewrite(f.at, static_cast<uint32_t>(static_cast<int64_t>(pc_off[f.target]) - static_cast<int64_t>(f.at + 4)), 4);
+        rel32_to(pc_off[target]);
     }
     // A short jcc forward to a place bound later with bind_short (at most 127 bytes on).
     std::size_t jcc_short(uint8_t cc) {
@@ -1214,7 +1205,7 @@ struct Emitter : CodeGenerator {
 
     void generate() {
         const std::size_t n = P.prog.insns.size();
-        pc_off.assign(n, 0);
+        pc_off.assign(n, SIZE_MAX);
         unchecked_load.assign(n, 0);
         // Prologue: void enter(Ctx* rdi, code address rsi, const uint64_t args[5] rdx).
         push(rbx);
@@ -1332,7 +1323,6 @@ struct Emitter : CodeGenerator {
             mov(edx, t.bits);
             jmp(L_common_trap, T_NEAR);
         }
-        patch_jumps();
         patch_near();
     }
 };
