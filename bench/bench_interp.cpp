@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <functional>
 #include <map>
 
 extern "C" {
@@ -233,47 +234,20 @@ void BM_compile(benchmark::State& state, const Kernel* k) {
     state.counters["insns"] = static_cast<double>(prog.insns.size());
 }
 
-void BM_compile_large(benchmark::State& state) {
+// A 50,000-instruction program per iteration through `step` (a compile, or validation alone:
+// the share of the compile time that vm::validate, which Interpreter::compile runs too, takes).
+template <typename Step>
+void BM_large(benchmark::State& state, Step step) {
     const vm::Program prog = large_program(50'000);
     for (auto _ : state) {
-        auto jit = vm::Jit::compile(prog, vm::HelperTable{}, vm::JitOptions{false});
-        if (!jit) {
-            state.SkipWithError(jit.error().describe().c_str());
+        auto r = step(prog);
+        if (!r) {
+            state.SkipWithError(r.error().describe().c_str());
             return;
         }
-        benchmark::DoNotOptimize(jit);
+        benchmark::DoNotOptimize(r);
     }
     state.counters["insns"] = static_cast<double>(prog.insns.size());
-    state.counters["ns/insn"] = benchmark::Counter(static_cast<double>(prog.insns.size()),
-                                                   benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
-}
-
-// The share of the compile time above that is validation (vm::validate, which
-// Interpreter::compile runs too), and the checked-mode compile of the same program.
-void BM_validate_large(benchmark::State& state) {
-    const vm::Program prog = large_program(50'000);
-    for (auto _ : state) {
-        auto v = vm::validate(prog, vm::HelperTable{});
-        if (!v) {
-            state.SkipWithError(v.error().describe().c_str());
-            return;
-        }
-        benchmark::DoNotOptimize(v);
-    }
-    state.counters["ns/insn"] = benchmark::Counter(static_cast<double>(prog.insns.size()),
-                                                   benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
-}
-
-void BM_compile_large_checked(benchmark::State& state) {
-    const vm::Program prog = large_program(50'000);
-    for (auto _ : state) {
-        auto jit = vm::Jit::compile(prog, vm::HelperTable{}, vm::JitOptions{true});
-        if (!jit) {
-            state.SkipWithError(jit.error().describe().c_str());
-            return;
-        }
-        benchmark::DoNotOptimize(jit);
-    }
     state.counters["ns/insn"] = benchmark::Counter(static_cast<double>(prog.insns.size()),
                                                    benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
@@ -390,9 +364,13 @@ int main(int argc, char** argv) {
     step("default+stackregs", vm::kJitOptDefault | vm::kJitOptStackRegs);
     benchmark::RegisterBenchmark("jit_compile/empty", BM_compile, static_cast<const Kernel*>(nullptr));
     for (const auto& k : kKernels) benchmark::RegisterBenchmark(fmt::format("jit_compile/{}", k.name).c_str(), BM_compile, &k);
-    benchmark::RegisterBenchmark("jit_compile/synthetic_50k", BM_compile_large);
-    benchmark::RegisterBenchmark("jit_compile/synthetic_50k_checked", BM_compile_large_checked);
-    benchmark::RegisterBenchmark("jit_compile/synthetic_50k_validate_only", BM_validate_large);
+    for (const bool checked : {false, true})
+        benchmark::RegisterBenchmark(checked ? "jit_compile/synthetic_50k_checked" : "jit_compile/synthetic_50k",
+                                     BM_large<std::function<Result<vm::Jit>(const vm::Program&)>>,
+                                     [checked](const vm::Program& p) { return vm::Jit::compile(p, vm::HelperTable{}, vm::JitOptions{checked}); });
+    benchmark::RegisterBenchmark("jit_compile/synthetic_50k_validate_only",
+                                 BM_large<std::function<Result<vm::Validated>(const vm::Program&)>>,
+                                 [](const vm::Program& p) { return vm::validate(p, vm::HelperTable{}); });
     benchmark::RegisterBenchmark("jit_run/empty_xdp", BM_empty_run, true);
     benchmark::RegisterBenchmark("jit_run/empty_xdp_unchecked", BM_empty_run, false);
     benchmark::RegisterBenchmark("interp_run/empty_xdp", BM_empty_run_interp);
