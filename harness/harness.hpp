@@ -66,7 +66,7 @@ struct MapDef {
     uint32_t btf_value_type = 0;
     Origin origin = Origin::Btf;
     std::string section;             // where it was declared
-    std::vector<uint8_t> init;       // initial value of a global-data map (one entry)
+    std::vector<uint8_t> init;       // initial value of a global-data map (one entry); empty: zeros
     bool frozen = false;             // .rodata: read-only to programs
     std::shared_ptr<const MapDef> inner;                        // map-in-map: the inner map's shape
     std::vector<std::pair<uint32_t, std::string>> init_slots;   // `.values = {...}`: slot -> program or map name

@@ -345,11 +345,11 @@ Result<std::unique_ptr<KernelOracle>> KernelOracle::create(const Object& obj) {
                 u.value = ptr(value.data());
                 if (sys_bpf(BPF_MAP_UPDATE_ELEM, &u) < 0)
                     throw Error(ErrorCode::Io, fmt::format("kernel: cannot initialise '{}': {}", def.name, std::strerror(errno)));
-                if (def.frozen) {
-                    bpf_attr f{};
-                    f.map_fd = static_cast<uint32_t>(fd);
-                    sys_bpf(BPF_MAP_FREEZE, &f);
-                }
+            }
+            if (def.frozen) {   // (a map without an image keeps the kernel's zeroed value)
+                bpf_attr f{};
+                f.map_fd = static_cast<uint32_t>(fd);
+                sys_bpf(BPF_MAP_FREEZE, &f);
             }
         }
         return k;

@@ -119,6 +119,11 @@ public:
         return *this;
     }
     uint8_t* at(uint64_t off) const { return base_ + off; }
+    // The memory as an array of T (zero bytes must be T's empty value).
+    template <class T>
+    T* as() const {
+        return reinterpret_cast<T*>(base_);
+    }
     vm::Region region(const MapDef& d, uint8_t perm) const {
         return vm::Region{reinterpret_cast<uint64_t>(base_), size_, perm, vm::RegionKind::MapValue, d.name};
     }
@@ -256,8 +261,13 @@ public:
     SlotMap(MapDef d, MapOptions o) : Map(std::move(d), o) {
         stride_ = round8(def_.value_size);
         slab_ = Slab(def_, uint64_t(def_.max_entries) * stride_);
-        present_.assign(def_.max_entries, false);
-        if (def_.type == MapType::ArrayOfMaps) inner_.assign(def_.max_entries, nullptr);
+        // Reserved like the values: a definition's max_entries costs address space, not memory.
+        present_slab_ = Slab(def_, def_.max_entries);
+        present_ = present_slab_.as<bool>();
+        if (def_.type == MapType::ArrayOfMaps) {
+            inner_slab_ = Slab(def_, uint64_t(def_.max_entries) * sizeof(Map*));
+            inner_ = inner_slab_.as<Map*>();
+        }
     }
     bool fd_array() const {
         return def_.type == MapType::ProgArray || def_.type == MapType::CgroupArray || def_.type == MapType::ArrayOfMaps;
@@ -277,7 +287,7 @@ public:
         if (present_[i]) --used_;
         present_[i] = false;
         std::memset(value(i), 0, stride_);
-        if (!inner_.empty()) inner_[i] = nullptr;
+        if (inner_) inner_[i] = nullptr;
     }
 
     void* lookup(const void* key, unsigned) override {
@@ -391,7 +401,7 @@ public:
     }
     bool has(uint32_t key) const override { return key < def_.max_entries && present_[key]; }
     Map* inner_at(const void* key) const override {
-        if (inner_.empty()) return nullptr;
+        if (!inner_) return nullptr;
         const uint32_t i = load_u32(key);
         return i < def_.max_entries ? inner_[i] : nullptr;
     }
@@ -399,8 +409,9 @@ public:
 private:
     Slab slab_;
     uint64_t stride_ = 0;
-    std::vector<bool> present_;
-    std::vector<Map*> inner_;   // array_of_maps
+    Slab present_slab_, inner_slab_;
+    bool* present_ = nullptr;
+    Map** inner_ = nullptr;   // array_of_maps
     std::size_t used_ = 0;
 };
 
@@ -762,7 +773,8 @@ public:
         if (hashes_ == 0) hashes_ = 5;
         uint64_t bits = uint64_t(def_.max_entries) * hashes_ / 5 * 7;
         bits = std::min<uint64_t>(std::max<uint64_t>(std::bit_ceil(std::max<uint64_t>(bits, 1)), 64), 1ull << 31);
-        words_.assign(bits / 64, 0);
+        words_slab_ = Slab(def_, bits / 8);   // up to 256 MiB, backed only where bits are set
+        words_ = words_slab_.as<uint64_t>();
         mask_ = bits - 1;
         seed_ = (def_.flags & kBpfFZeroSeed) ? 0 : opts_.seed;
     }
@@ -800,7 +812,8 @@ public:
 
 private:
     unsigned hashes_ = 5;
-    std::vector<uint64_t> words_;
+    Slab words_slab_;
+    uint64_t* words_ = nullptr;
     uint64_t mask_ = 63;
     uint64_t seed_ = 0;
     std::size_t added_ = 0;
@@ -1105,8 +1118,7 @@ std::vector<std::vector<uint8_t>> RingbufMap::drain() {
 
 // ── perf event array ────────────────────────────────────────────────────────
 PerfEventArrayMap::PerfEventArrayMap(MapDef d, MapOptions o) : Map(std::move(d), o) {
-    open_.assign(def_.max_entries, false);
-    for (uint32_t i = 0; i < def_.max_entries && i < opts_.ncpus; ++i) open_[i] = true;
+    for (uint32_t i = 0; i < def_.max_entries && i < opts_.ncpus; ++i) open_.insert(i);
 }
 
 int64_t PerfEventArrayMap::perf_output(uint64_t flags, const void* data, std::size_t size, unsigned cpu) {
@@ -1114,7 +1126,7 @@ int64_t PerfEventArrayMap::perf_output(uint64_t flags, const void* data, std::si
     uint64_t index = flags & kIndexMask;
     if (index == kCurrentCpu) index = cpu;
     if (index >= def_.max_entries) return errc::kE2BIG;
-    if (!open_[index]) return errc::kENOENT;
+    if (!open_.contains(static_cast<uint32_t>(index))) return errc::kENOENT;
     if (index != cpu) return errc::kEOPNOTSUPP;   // the slot's event belongs to another CPU
     const auto* p = static_cast<const uint8_t*>(data);
     records_.push_back({cpu, std::vector<uint8_t>(p, p + size)});
@@ -1128,7 +1140,7 @@ int64_t PerfEventArrayMap::user_update(const void* key, const void*, uint64_t fl
     if (flags != kBpfAny) return errc::kEINVAL;
     const uint32_t i = load_u32(key);
     if (i >= def_.max_entries) return errc::kE2BIG;
-    open_[i] = true;
+    open_.insert(i);
     return 0;
 }
 
@@ -1136,12 +1148,11 @@ int64_t PerfEventArrayMap::user_delete(const void* key) {
     if (user_write_denied()) return errc::kEPERM;
     const uint32_t i = load_u32(key);
     if (i >= def_.max_entries) return errc::kE2BIG;
-    if (!open_[i]) return errc::kENOENT;
-    open_[i] = false;
+    if (open_.erase(i) == 0) return errc::kENOENT;
     return 0;
 }
 
-std::size_t PerfEventArrayMap::count() const { return static_cast<std::size_t>(std::count(open_.begin(), open_.end(), true)); }
+std::size_t PerfEventArrayMap::count() const { return open_.size(); }
 
 // ── stack trace ─────────────────────────────────────────────────────────────
 StackTraceMap::StackTraceMap(MapDef d, MapOptions o) : Map(std::move(d), o) {

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <span>
 #include <string>
@@ -200,12 +201,12 @@ public:
     int64_t user_update(const void* key, const void* value, uint64_t flags) override;
     int64_t user_delete(const void* key) override;
     std::size_t count() const override;
-    bool has(uint32_t key) const override { return key < open_.size() && open_[key]; }
+    bool has(uint32_t key) const override { return open_.contains(key); }
 
 private:
     friend class Map;
     PerfEventArrayMap(MapDef def, MapOptions opts);
-    std::vector<bool> open_;
+    std::set<uint32_t> open_;   // slots with an event (a definition's max_entries may be 2^32 - 1)
     std::vector<Record> records_;
 };
 

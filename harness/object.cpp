@@ -399,7 +399,7 @@ Result<Object> Object::from_elf(ElfFile elf_in) {
             const bool ro = s.name.starts_with(".rodata");
             m.origin = s.type == SHT_NOBITS ? MapDef::Origin::Bss : ro ? MapDef::Origin::Rodata : MapDef::Origin::Data;
             m.frozen = ro;
-            m.init = s.type == SHT_NOBITS ? std::vector<uint8_t>(s.size, 0) : s.data;
+            if (s.type != SHT_NOBITS) m.init = s.data;   // .bss: no image, its storage starts zeroed
             im.map_by_data_section[s.index] = o.maps_.size();
             o.maps_.push_back(std::move(m));
         }
@@ -456,10 +456,11 @@ Result<Object> Object::from_elf(ElfFile elf_in) {
                 std::stable_sort(vars.begin(), vars.end(), [](const Pending& a, const Pending& c) {
                     return a.align != c.align ? a.align > c.align : a.v.name < c.v.name;
                 });
-                uint32_t off = 0;
+                uint64_t off = 0;
                 for (auto& pv : vars) {
                     off = (off + pv.align - 1) / pv.align * pv.align;
-                    pv.v.offset = off;
+                    if (off > UINT32_MAX) fail(file, ".kconfig", "the variables take more than 4 GiB");
+                    pv.v.offset = static_cast<uint32_t>(off);
                     off += pv.v.size;
                     o.kconfig_.push_back(std::move(pv.v));
                 }
@@ -468,12 +469,12 @@ Result<Object> Object::from_elf(ElfFile elf_in) {
                     m.name = ".kconfig";
                     m.type = MapType::Array;
                     m.key_size = 4;
-                    m.value_size = (off + 7) / 8 * 8;
+                    if ((off + 7) / 8 * 8 > UINT32_MAX) fail(file, ".kconfig", "the variables take more than 4 GiB");
+                    m.value_size = static_cast<uint32_t>((off + 7) / 8 * 8);
                     m.max_entries = 1;
                     m.section = ".kconfig";
                     m.origin = MapDef::Origin::Kconfig;
                     m.frozen = true;
-                    m.init.assign(m.value_size, 0);
                     im.kconfig_map = o.maps_.size();
                     o.maps_.push_back(std::move(m));
                 }

@@ -3,9 +3,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -188,6 +191,51 @@ TEST_CASE("huge maps reserve their storage lazily", "[maps]") {
     REQUIRE(p);
     CHECK(p[0] == 7);
     CHECK(inside(*hash, p, 128, vm::kReadWrite));
+}
+
+// Resident memory of this process, in bytes.
+uint64_t resident_bytes() {
+    std::ifstream statm("/proc/self/statm");
+    uint64_t size = 0, resident = 0;
+    statm >> size >> resident;
+    return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+TEST_CASE("a definition's max_entries costs address space, not memory, in every slot type", "[maps]") {
+    // An object (or a fuzzer) may ask for 2^31 entries; the kernel would try, and fail,
+    // to allocate. bpfsim must neither touch gigabytes nor hang counting them.
+    const uint32_t huge = 1u << 31, last = huge - 1;   // the most an array type takes
+    const uint64_t before = resident_bytes();
+    auto prog_array = make(def(MapType::ProgArray, 4, 4, huge));
+    MapDef aom = def(MapType::ArrayOfMaps, 4, 4, huge, 0, "outer");
+    aom.inner = std::make_shared<MapDef>(def(MapType::Hash, 4, 8, 16, 0, "tmpl"));
+    auto outer = make(aom);
+    auto devmap = make(def(MapType::Devmap, 4, 4, huge));
+    auto perf = make(def(MapType::PerfEventArray, 4, 4, huge), MapOptions{2, 0});
+    auto bloom = make(def(MapType::BloomFilter, 0, 8, huge), MapOptions{1, 7});
+    CHECK(resident_bytes() < before + (64u << 20));
+
+    // Every slot is usable, the last one too.
+    const uint32_t prog = 3;
+    REQUIRE(prog_array->user_update(&last, &prog, kBpfAny) == 0);
+    CHECK(prog_array->prog_at(last) == 3);
+    CHECK(prog_array->count() == 1);
+    CHECK(outer->inner_at(&last) == nullptr);
+    CHECK(outer->lookup(&last, 0) == nullptr);
+    const uint32_t ifindex = 2;
+    REQUIRE(devmap->user_update(&last, &ifindex, kBpfAny) == 0);
+    CHECK(devmap->has(last));
+    CHECK_FALSE(devmap->has(last - 1));
+    CHECK(perf->count() == 2);   // the CPUs' slots
+    REQUIRE(perf->user_update(&last, &ifindex, kBpfAny) == 0);
+    CHECK(perf->has(last));
+    CHECK(perf->count() == 3);
+    REQUIRE(perf->user_delete(&last) == 0);
+    CHECK(perf->user_delete(&last) == errc::kENOENT);
+    uint64_t v = 99;
+    REQUIRE(bloom->push(&v, kBpfAny) == 0);
+    CHECK(bloom->peek(&v) == 0);
+    CHECK(resident_bytes() < before + (64u << 20));
 }
 
 // ─────────────────────────────────── arrays ─────────────────────────────────

@@ -3,7 +3,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <elf.h>
+
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 namespace fs = std::filesystem;
 using namespace bpfsim;
@@ -83,6 +88,47 @@ TEST_CASE("BTF-defined maps, global data and programs of an object", "[object]")
     auto missing = o.link("nope");
     REQUIRE_FALSE(missing.ok());
     CHECK_THAT(missing.error().message(), Catch::Contains("no program 'nope'; the object has: xdp_count (xdp)"));
+}
+
+TEST_CASE("a .bss that claims gigabytes costs no memory; the world refuses its map as the kernel does", "[object]") {
+    // A NOBITS section has no bytes in the file: its size is only a header field.
+    std::ifstream in(kCorpus / "xdp_counter.o", std::ios::binary);
+    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    REQUIRE(bytes.size() > sizeof(Elf64_Ehdr));
+    Elf64_Ehdr eh;
+    std::memcpy(&eh, bytes.data(), sizeof eh);
+    REQUIRE(eh.e_shoff + uint64_t(eh.e_shnum) * sizeof(Elf64_Shdr) <= bytes.size());
+    auto shdr = [&](unsigned i) {
+        Elf64_Shdr sh;
+        std::memcpy(&sh, bytes.data() + eh.e_shoff + i * sizeof(Elf64_Shdr), sizeof sh);
+        return sh;
+    };
+    const Elf64_Shdr strtab = shdr(eh.e_shstrndx);
+    bool patched = false;
+    for (unsigned i = 0; i < eh.e_shnum; ++i) {
+        Elf64_Shdr sh = shdr(i);
+        if (std::strcmp(reinterpret_cast<const char*>(bytes.data() + strtab.sh_offset + sh.sh_name), ".bss") != 0) continue;
+        REQUIRE(sh.sh_type == SHT_NOBITS);
+        sh.sh_size = 0xf0000000;   // 3.75 GiB
+        std::memcpy(bytes.data() + eh.e_shoff + i * sizeof(Elf64_Shdr), &sh, sizeof sh);
+        patched = true;
+    }
+    REQUIRE(patched);
+    auto file = ElfFile::from_bytes(std::move(bytes), "big_bss.o");
+    REQUIRE(file.ok());
+    auto obj = Object::from_elf(std::move(*file));   // before the fix: a 3.75 GiB zeroed image
+    REQUIRE(obj.ok());
+    const MapDef& bss = map_def(*obj, ".bss");
+    CHECK(bss.value_size == 0xf0000000u);
+    CHECK(bss.init.empty());
+    auto world = World::create(*obj);
+    REQUIRE(world.ok());
+    auto lp = obj->link("xdp_count");
+    REQUIRE(lp.ok());
+    auto bound = (*world)->bind(*lp);
+    REQUIRE_FALSE(bound.ok());
+    CHECK_THAT(bound.error().message(), Catch::Contains("uses map '.bss', which cannot be created") &&
+                                            Catch::Contains("value size 4026531840 is too large") && Catch::Contains("E2BIG"));
 }
 
 TEST_CASE("an XDP program counts, drops by configuration, logs and keeps state across runs", "[object][world]") {
