@@ -3,10 +3,13 @@
 #include "harness/harness.hpp"
 #include "vm/jit.hpp"
 #include "vm/vm.hpp"
+#include "vm/x86enc.hpp"
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <xbyak/xbyak.h>
 
+#include <cstring>
 #include <filesystem>
 #include <random>
 #include <regex>
@@ -801,4 +804,111 @@ TEST_CASE("jit: RunOptions::stack gives both engines the same r10", "[jit]") {
             CHECK(r[1].r0 - out[1] == static_cast<uint64_t>(-16));
         }
     }
+}
+
+// ─────────────────────────────── direct encoder ─────────────────────────────
+// vm/x86enc.hpp writes the JIT's most common instructions without xbyak; every form, register
+// pair and displacement class must give exactly the bytes xbyak gives (the code the JIT made
+// before, so its speed and its tests carry over).
+TEST_CASE("direct x86 encodings equal xbyak's, byte for byte", "[jit][x86enc]") {
+    using namespace Xbyak;
+    using namespace Xbyak::util;
+    namespace e = vm::x86;
+    const Reg64 r64[16] = {rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8, r9, r10, r11, r12, r13, r14, r15};
+    const int32_t disps[] = {0, 1, -1, 127, -128, 128, -129, 0x7fff, -0x8000, 0x12345678};
+    const int32_t imms[] = {0, 1, -1, 127, -128, 128, -129, 0x7fffffff, static_cast<int32_t>(0x80000000), 0x1234, -0x12345};
+    struct Gen : CodeGenerator {
+        Gen() : CodeGenerator(4096) {}
+    };
+    std::size_t forms = 0;
+    // Runs `ours` and `theirs` into fresh buffers and compares the bytes.
+    auto same = [&](const std::string& what, auto ours, auto theirs) {
+        e::X86Code c;
+        ours(c);
+        Gen g;
+        theirs(g);
+        INFO(what);
+        REQUIRE(g.getSize() == c.n);
+        CHECK(std::memcmp(g.getCode(), c.b, c.n) == 0);
+        ++forms;
+    };
+    struct RR { uint16_t op; const char* name; void (CodeGenerator::*fn)(const Operand&, const Operand&); };
+    for (unsigned d = 0; d < 16; ++d) {
+        for (unsigned s = 0; s < 16; ++s) {
+            for (const bool w : {false, true}) {
+                const Reg rd = w ? Reg(r64[d]) : Reg(r64[d].cvt32()), rs = w ? Reg(r64[s]) : Reg(r64[s].cvt32());
+                const auto tag = fmt::format("d={} s={} w={}", d, s, w);
+                same("add " + tag, [&](e::X86Code& c) { e::rr(c, w, e::kAddRmR, s, d); }, [&](Gen& g) { g.add(rd, rs); });
+                same("sub " + tag, [&](e::X86Code& c) { e::rr(c, w, e::kSubRmR, s, d); }, [&](Gen& g) { g.sub(rd, rs); });
+                same("or " + tag, [&](e::X86Code& c) { e::rr(c, w, e::kOrRmR, s, d); }, [&](Gen& g) { g.or_(rd, rs); });
+                same("and " + tag, [&](e::X86Code& c) { e::rr(c, w, e::kAndRmR, s, d); }, [&](Gen& g) { g.and_(rd, rs); });
+                same("xor " + tag, [&](e::X86Code& c) { e::rr(c, w, e::kXorRmR, s, d); }, [&](Gen& g) { g.xor_(rd, rs); });
+                same("cmp " + tag, [&](e::X86Code& c) { e::rr(c, w, e::kCmpRmR, s, d); }, [&](Gen& g) { g.cmp(rd, rs); });
+                same("test " + tag, [&](e::X86Code& c) { e::rr(c, w, e::kTestRmR, s, d); }, [&](Gen& g) { g.test(rd, rs); });
+                same("mov " + tag, [&](e::X86Code& c) { e::rr(c, w, e::kMovRmR, s, d); }, [&](Gen& g) { g.mov(rd, rs); });
+                same("imul " + tag, [&](e::X86Code& c) { e::rr(c, w, e::kImulRRm, d, s); }, [&](Gen& g) { g.imul(rd, rs); });
+                if (w) same("xchg " + tag, [&](e::X86Code& c) { e::xchg64(c, d, s); }, [&](Gen& g) { g.xchg(r64[d], r64[s]); });
+            }
+            // Loads and stores at [base + disp] (s the base).
+            for (const int32_t disp : disps) {
+                const RegExp m = r64[s] + disp;
+                const auto tag = fmt::format("d={} base={} disp={}", d, s, disp);
+                const Reg64& rd = r64[d];
+                same("movzx b " + tag, [&](e::X86Code& c) { e::mem(c, false, false, e::kMovzx8, d, s, disp); }, [&](Gen& g) { g.movzx(rd.cvt32(), g.byte[m]); });
+                same("movzx w " + tag, [&](e::X86Code& c) { e::mem(c, false, false, e::kMovzx16, d, s, disp); }, [&](Gen& g) { g.movzx(rd.cvt32(), g.word[m]); });
+                same("mov d " + tag, [&](e::X86Code& c) { e::mem(c, false, false, e::kMovRRm, d, s, disp); }, [&](Gen& g) { g.mov(rd.cvt32(), g.dword[m]); });
+                same("mov q " + tag, [&](e::X86Code& c) { e::mem(c, false, true, e::kMovRRm, d, s, disp); }, [&](Gen& g) { g.mov(rd, g.qword[m]); });
+                same("movsx b " + tag, [&](e::X86Code& c) { e::mem(c, false, true, e::kMovsx8, d, s, disp); }, [&](Gen& g) { g.movsx(rd, g.byte[m]); });
+                same("movsx w " + tag, [&](e::X86Code& c) { e::mem(c, false, true, e::kMovsx16, d, s, disp); }, [&](Gen& g) { g.movsx(rd, g.word[m]); });
+                same("movsxd " + tag, [&](e::X86Code& c) { e::mem(c, false, true, e::kMovsxd, d, s, disp); }, [&](Gen& g) { g.movsxd(rd, g.dword[m]); });
+                same("store b " + tag, [&](e::X86Code& c) { e::mem(c, false, false, e::kMovRmR8, d, s, disp); }, [&](Gen& g) { g.mov(g.byte[m], rd.cvt8()); });
+                same("store w " + tag, [&](e::X86Code& c) { e::mem(c, true, false, e::kMovRmR, d, s, disp); }, [&](Gen& g) { g.mov(g.word[m], rd.cvt16()); });
+                same("store d " + tag, [&](e::X86Code& c) { e::mem(c, false, false, e::kMovRmR, d, s, disp); }, [&](Gen& g) { g.mov(g.dword[m], rd.cvt32()); });
+                same("store q " + tag, [&](e::X86Code& c) { e::mem(c, false, true, e::kMovRmR, d, s, disp); }, [&](Gen& g) { g.mov(g.qword[m], rd); });
+            }
+        }
+        // One register and an immediate.
+        for (const bool w : {false, true}) {
+            const Reg rd = w ? Reg(r64[d]) : Reg(r64[d].cvt32());
+            for (const int32_t imm : imms) {
+                const auto u = static_cast<uint32_t>(imm);
+                const auto tag = fmt::format("d={} w={} imm={}", d, w, imm);
+                same("add " + tag, [&](e::X86Code& c) { e::ri(c, w, e::kExtAdd, d, imm); }, [&](Gen& g) { g.add(rd, u); });
+                same("sub " + tag, [&](e::X86Code& c) { e::ri(c, w, e::kExtSub, d, imm); }, [&](Gen& g) { g.sub(rd, u); });
+                same("or " + tag, [&](e::X86Code& c) { e::ri(c, w, e::kExtOr, d, imm); }, [&](Gen& g) { g.or_(rd, u); });
+                same("and " + tag, [&](e::X86Code& c) { e::ri(c, w, e::kExtAnd, d, imm); }, [&](Gen& g) { g.and_(rd, u); });
+                same("xor " + tag, [&](e::X86Code& c) { e::ri(c, w, e::kExtXor, d, imm); }, [&](Gen& g) { g.xor_(rd, u); });
+                same("cmp " + tag, [&](e::X86Code& c) { e::ri(c, w, e::kExtCmp, d, imm); }, [&](Gen& g) { g.cmp(rd, u); });
+                same("test " + tag, [&](e::X86Code& c) { e::test_ri(c, w, d, u); }, [&](Gen& g) { g.test(rd, u); });
+                same("imul " + tag, [&](e::X86Code& c) { e::imul_ri(c, w, d, d, imm); }, [&](Gen& g) { g.imul(rd, rd, imm); });
+                if (w) same("mov64 " + tag, [&](e::X86Code& c) { e::mov_ri64(c, d, imm); }, [&](Gen& g) { g.mov(r64[d], static_cast<uint64_t>(static_cast<int64_t>(imm))); });
+                else same("mov32 " + tag, [&](e::X86Code& c) { e::mov_ri32(c, d, u); }, [&](Gen& g) { g.mov(rd, u); });
+            }
+            for (const uint8_t count : {1, 2, 31, 63}) {
+                if (!w && count > 31) continue;
+                const auto tag = fmt::format("d={} w={} count={}", d, w, count);
+                same("shl " + tag, [&](e::X86Code& c) { e::shift_ri(c, w, e::kExtShl, d, count); }, [&](Gen& g) { g.shl(rd, count); });
+                same("shr " + tag, [&](e::X86Code& c) { e::shift_ri(c, w, e::kExtShr, d, count); }, [&](Gen& g) { g.shr(rd, count); });
+                same("sar " + tag, [&](e::X86Code& c) { e::shift_ri(c, w, e::kExtSar, d, count); }, [&](Gen& g) { g.sar(rd, count); });
+            }
+            const auto tag = fmt::format("d={} w={}", d, w);
+            same("shl cl " + tag, [&](e::X86Code& c) { e::shift_cl(c, w, e::kExtShl, d); }, [&](Gen& g) { g.shl(rd, cl); });
+            same("shr cl " + tag, [&](e::X86Code& c) { e::shift_cl(c, w, e::kExtShr, d); }, [&](Gen& g) { g.shr(rd, cl); });
+            same("sar cl " + tag, [&](e::X86Code& c) { e::shift_cl(c, w, e::kExtSar, d); }, [&](Gen& g) { g.sar(rd, cl); });
+        }
+        // Immediate stores, d the base.
+        for (const int32_t disp : disps) {
+            const RegExp m = r64[d] + disp;
+            for (const int32_t imm : imms) {
+                const auto u = static_cast<uint32_t>(imm);
+                const auto tag = fmt::format("base={} disp={} imm={}", d, disp, imm);
+                same("st b " + tag, [&](e::X86Code& c) { e::store_imm(c, 1, d, disp, imm); }, [&](Gen& g) { g.mov(g.byte[m], u & 0xff); });
+                same("st w " + tag, [&](e::X86Code& c) { e::store_imm(c, 2, d, disp, imm); }, [&](Gen& g) { g.mov(g.word[m], u & 0xffff); });
+                same("st d " + tag, [&](e::X86Code& c) { e::store_imm(c, 4, d, disp, imm); }, [&](Gen& g) { g.mov(g.dword[m], u); });
+                same("st q " + tag, [&](e::X86Code& c) { e::store_imm(c, 8, d, disp, imm); }, [&](Gen& g) { g.mov(g.qword[m], static_cast<uint64_t>(static_cast<int64_t>(imm))); });
+            }
+        }
+    }
+    INFO(forms << " forms compared");
+    CHECK(forms > 30000);
 }

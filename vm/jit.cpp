@@ -27,6 +27,7 @@
 // Jumps: rel32 fields patched once the code of every pc is placed (Emitter::jump_pc, Near),
 // not xbyak labels, which cost hash-map entries per label.
 #include "vm/jit.hpp"
+#include "vm/x86enc.hpp"
 
 #include <fmt/format.h>
 #include <sys/mman.h>
@@ -425,7 +426,18 @@ struct Emitter : CodeGenerator {
     Emitter(const Jit::Impl& p, std::size_t size, Allocator* alloc)
         : CodeGenerator(size, nullptr, alloc), P(p), checked(p.opts.checked) {
         const Reg64 base[kNumRegs] = {rax, rdi, rsi, rdx, rcx, r8, rbx, r13, r14, r15, rbp};
-        for (unsigned i = 0; i < kNumRegs; ++i) R[i] = base[(i + p.opts.rotate) % kNumRegs];
+        for (unsigned i = 0; i < kNumRegs; ++i) {
+            R[i] = base[(i + p.opts.rotate) % kNumRegs];
+            hw[i] = static_cast<uint8_t>(R[i].getIdx());
+        }
+    }
+
+    // ── Direct encoding (vm/x86enc.hpp) ──
+    uint8_t hw[kNumRegs];   // hardware number of each BPF register's home
+    void put(const x86::X86Code& c) {
+        if (size_ + c.n > maxSize_) throw Xbyak::Error(Xbyak::ERR_CODE_IS_TOO_BIG);   // (compile retries larger)
+        std::memcpy(top_ + size_, c.b, c.n);
+        size_ += c.n;
     }
 
     bool caller_saved(const Reg64& r) const {
@@ -435,10 +447,12 @@ struct Emitter : CodeGenerator {
     // checked mode uses them too; the others change what a faulting access looks like.
     // (callx may enter any pc, the middle of a folded pattern too: no folding in checked mode
     // then; in unchecked mode the verifier allows only function entries.)
-    bool opt(uint32_t bit) const {
+    static uint32_t enabled(const Jit::Impl& p) {
         constexpr uint32_t exact = kJitOptLea | kJitOptMovzx | kJitOptAddr | kJitOptAlign | kJitOptKnownBits;
-        return (P.opts.optimize & bit) && (!checked || ((bit & exact) && !P.has_callx));
+        return !p.opts.checked ? p.opts.optimize : p.has_callx ? 0 : p.opts.optimize & exact;
     }
+    const uint32_t on = enabled(P);   // the optimisations this compile uses
+    bool opt(uint32_t bit) const { return on & bit; }
 
     int slot_of(int16_t off) const {
         for (std::size_t k = 0; k < P.slots.size(); ++k)
@@ -456,7 +470,9 @@ struct Emitter : CodeGenerator {
 
     void rel32_to(const std::size_t& pos) {
         near_refs.push_back({getSize(), &pos});
-        dd(0);
+        x86::X86Code c;
+        c.put32(0);
+        put(c);
     }
     void rel32_to(const Near& l) { rel32_to(l.pos); }
     using CodeGenerator::L;
@@ -534,13 +550,16 @@ struct Emitter : CodeGenerator {
     static constexpr uint8_t kJmp = 0xff;
     // A near jmp (cc = kJmp) or jcc to the code of pc, patched by patch_near().
     void jump_pc(uint8_t cc, std::size_t target) {
+        x86::X86Code c;
         if (cc == kJmp) {
-            db(0xe9);
+            c.put(0xe9);
         } else {
-            db(0x0f);
-            db(0x80 | cc);
+            c.put(0x0f);
+            c.put(static_cast<uint8_t>(0x80 | cc));
         }
-        rel32_to(pc_off[target]);
+        c.put32(0);
+        near_refs.push_back({getSize() + c.n - 4, &pc_off[target]});
+        put(c);
     }
     // A short jcc forward to a place bound later with bind_short (at most 127 bytes on).
     std::size_t jcc_short(uint8_t cc) {
@@ -564,15 +583,17 @@ struct Emitter : CodeGenerator {
 
     // invert_to: jump to that pc when the condition is false instead (branch folding).
     void cond_jump(std::size_t pc, const Insn& in, Cond c, bool is64, bool reg, std::size_t invert_to = SIZE_MAX) {
-        const Reg64& d = R[in.dst];
+        const unsigned d = hw[in.dst];
+        x86::X86Code e;
         if (c == SET) {
-            if (reg) is64 ? test(d, R[in.src]) : test(d.cvt32(), R[in.src].cvt32());
-            else is64 ? test(d, static_cast<uint32_t>(in.imm)) : test(d.cvt32(), static_cast<uint32_t>(in.imm));
+            if (reg) x86::rr(e, is64, x86::kTestRmR, hw[in.src], d);
+            else x86::test_ri(e, is64, d, static_cast<uint32_t>(in.imm));
         } else {
-            if (reg) is64 ? cmp(d, R[in.src]) : cmp(d.cvt32(), R[in.src].cvt32());
-            else if (in.imm == 0) is64 ? test(d, d) : test(d.cvt32(), d.cvt32());   // the same flags, shorter
-            else is64 ? cmp(d, in.imm) : cmp(d.cvt32(), in.imm);
+            if (reg) x86::rr(e, is64, x86::kCmpRmR, hw[in.src], d);
+            else if (in.imm == 0) x86::rr(e, is64, x86::kTestRmR, d, d);   // the same flags, shorter
+            else x86::ri(e, is64, x86::kExtCmp, d, in.imm);
         }
+        put(e);
         const std::size_t target = pc + 1 + in.off;
         const uint8_t cc = x86_cc(c);
         if (invert_to != SIZE_MAX) {
@@ -602,6 +623,14 @@ struct Emitter : CodeGenerator {
             return RegExp(r10);
         }
         return checked_address(pc, base + off, size, perm);
+    }
+
+    // address() as a base register's hardware number and a displacement (r10 and 0 when checked).
+    std::pair<unsigned, int32_t> operand(std::size_t pc, uint8_t base, int16_t off, unsigned size, uint8_t perm) {
+        if (!checked || (base == 10 && off >= -static_cast<int>(kStackSize) && off + static_cast<int>(size) <= 0))
+            return {hw[base], off};
+        checked_address(pc, R[base] + off, size, perm);
+        return {10, 0};
     }
 
     // The address e computed into r10 and checked against the memory map (checked mode).
@@ -716,41 +745,26 @@ struct Emitter : CodeGenerator {
     }
 
     void shift(int kind, bool is64, const Insn& in, bool reg) {
-        auto op = [&](const Reg& r, bool by_cl, uint8_t imm) {
-            if (by_cl) {
-                if (kind == 0) shl(r, cl);
-                else if (kind == 1) shr(r, cl);
-                else sar(r, cl);
-            } else {
-                if (kind == 0) shl(r, imm);
-                else if (kind == 1) shr(r, imm);
-                else sar(r, imm);
-            }
-        };
-        const Reg64& d = R[in.dst];
+        static constexpr uint8_t ext[] = {x86::kExtShl, x86::kExtShr, x86::kExtSar};
+        const unsigned d = hw[in.dst];
+        x86::X86Code c;
         if (!reg) {
             const uint8_t s = static_cast<uint8_t>(static_cast<uint32_t>(in.imm) & (is64 ? 63 : 31));
-            if (s) op(is64 ? static_cast<const Reg&>(d) : d.cvt32(), false, s);
-            else if (!is64) mov(d.cvt32(), d.cvt32());
+            if (s) x86::shift_ri(c, is64, ext[kind], d, s);
+            else if (!is64) x86::rr(c, false, x86::kMovRmR, d, d);
+            put(c);
             return;
         }
         // The count goes to cl by swapping rcx with the source (no scratch register: they may
         // hold stack slots); the destination is wherever its value is after the swap.
-        const Reg64& sr = R[in.src];
-        auto apply = [&](const Reg64& t) {
-            if (is64) op(t, true, 0);
-            else {
-                op(t.cvt32(), true, 0);
-                mov(t.cvt32(), t.cvt32());   // a count of 0 leaves the upper half: clear it
-            }
-        };
-        if (sr == rcx) {
-            apply(d);
-            return;
-        }
-        xchg(rcx, sr);
-        apply(d == rcx ? sr : d == sr ? rcx : d);
-        xchg(rcx, sr);
+        constexpr unsigned kRcx = 1;
+        const unsigned s = hw[in.src];
+        const unsigned t = s == kRcx ? d : d == kRcx ? s : d == s ? kRcx : d;
+        if (s != kRcx) x86::xchg64(c, kRcx, s);
+        x86::shift_cl(c, is64, ext[kind], t);
+        if (!is64) x86::rr(c, false, x86::kMovRmR, t, t);   // a count of 0 leaves the upper half: clear it
+        if (s != kRcx) x86::xchg64(c, kRcx, s);
+        put(c);
     }
 
     void divmod(bool is64, bool sign, bool mod, const Insn& in, bool reg) {
@@ -864,14 +878,17 @@ struct Emitter : CodeGenerator {
                 mov(R[in.dst], S[k]);
                 return;
             }
-        const RegExp a = unchecked_load[pc] ? R[in.src] + in.off : address(pc, R[in.src], in.off, size, kRead);
-        const Reg64& d = R[in.dst];
+        const auto [base, disp] = unchecked_load[pc] ? std::pair<unsigned, int32_t>{hw[in.src], in.off}
+                                                      : operand(pc, in.src, in.off, size, kRead);
+        const unsigned d = hw[in.dst];
+        x86::X86Code c;
         switch (size) {
-        case 1: sx ? movsx(d, byte[a]) : movzx(d.cvt32(), byte[a]); break;
-        case 2: sx ? movsx(d, word[a]) : movzx(d.cvt32(), word[a]); break;
-        case 4: sx ? movsxd(d, dword[a]) : mov(d.cvt32(), dword[a]); break;
-        default: mov(d, qword[a]); break;
+        case 1: x86::mem(c, false, sx, sx ? x86::kMovsx8 : x86::kMovzx8, d, base, disp); break;
+        case 2: x86::mem(c, false, sx, sx ? x86::kMovsx16 : x86::kMovzx16, d, base, disp); break;
+        case 4: x86::mem(c, false, sx, sx ? x86::kMovsxd : x86::kMovRRm, d, base, disp); break;
+        default: x86::mem(c, false, true, x86::kMovRRm, d, base, disp); break;
         }
+        put(c);
     }
 
     void store(std::size_t pc, const Insn& in, unsigned size, bool reg) {
@@ -881,23 +898,20 @@ struct Emitter : CodeGenerator {
                 else mov(S[k], static_cast<uint64_t>(static_cast<int64_t>(in.imm)));
                 return;
             }
-        const RegExp a = address(pc, R[in.dst], in.off, size, kWrite);
+        const auto [base, disp] = operand(pc, in.dst, in.off, size, kWrite);
+        x86::X86Code c;
         if (reg) {
-            const Reg64& s = R[in.src];
+            const unsigned s = hw[in.src];
             switch (size) {
-            case 1: mov(byte[a], s.cvt8()); break;
-            case 2: mov(word[a], s.cvt16()); break;
-            case 4: mov(dword[a], s.cvt32()); break;
-            default: mov(qword[a], s); break;
+            case 1: x86::mem(c, false, false, x86::kMovRmR8, s, base, disp); break;
+            case 2: x86::mem(c, true, false, x86::kMovRmR, s, base, disp); break;
+            case 4: x86::mem(c, false, false, x86::kMovRmR, s, base, disp); break;
+            default: x86::mem(c, false, true, x86::kMovRmR, s, base, disp); break;
             }
         } else {
-            switch (size) {
-            case 1: mov(byte[a], static_cast<uint32_t>(in.imm) & 0xff); break;
-            case 2: mov(word[a], static_cast<uint32_t>(in.imm) & 0xffff); break;
-            case 4: mov(dword[a], static_cast<uint32_t>(in.imm)); break;
-            default: mov(qword[a], static_cast<uint64_t>(static_cast<int64_t>(in.imm))); break;
-            }
+            x86::store_imm(c, size, base, disp, in.imm);
         }
+        put(c);
     }
 
     void ld_pkt(std::size_t pc, const Insn& in, unsigned bytes, bool ind) {
@@ -916,34 +930,22 @@ struct Emitter : CodeGenerator {
     }
 
     void alu(const Insn& in, int kind, bool is64, bool reg) {   // 0 add 1 sub 2 mul 3 or 4 and 5 xor 6 mov
-        const Reg64& d64 = R[in.dst];
-        const Reg d = is64 ? Reg(d64) : Reg(d64.cvt32());
+        const unsigned d = hw[in.dst];
+        x86::X86Code c;
         if (reg) {
-            const Reg s = is64 ? Reg(R[in.src]) : Reg(R[in.src].cvt32());
-            switch (kind) {
-            case 0: add(d, s); break;
-            case 1: sub(d, s); break;
-            case 2: imul(d, s); break;
-            case 3: or_(d, s); break;
-            case 4: and_(d, s); break;
-            case 5: xor_(d, s); break;
-            case 6: mov(d, s); break;
-            }
-            return;
+            static constexpr uint16_t op[] = {x86::kAddRmR, x86::kSubRmR, 0, x86::kOrRmR, x86::kAndRmR, x86::kXorRmR, x86::kMovRmR};
+            if (kind == 2) x86::rr(c, is64, x86::kImulRRm, d, hw[in.src]);
+            else x86::rr(c, is64, op[kind], hw[in.src], d);
+        } else if (kind == 2) {
+            x86::imul_ri(c, is64, d, d, in.imm);
+        } else if (kind == 6) {
+            if (is64) x86::mov_ri64(c, d, in.imm);
+            else x86::mov_ri32(c, d, static_cast<uint32_t>(in.imm));
+        } else {
+            static constexpr uint8_t ext[] = {x86::kExtAdd, x86::kExtSub, 0, x86::kExtOr, x86::kExtAnd, x86::kExtXor};
+            x86::ri(c, is64, ext[kind], d, in.imm);
         }
-        const auto imm = static_cast<uint32_t>(in.imm);
-        switch (kind) {
-        case 0: add(d, imm); break;
-        case 1: sub(d, imm); break;
-        case 2: imul(d, d, in.imm); break;
-        case 3: or_(d, imm); break;
-        case 4: and_(d, imm); break;
-        case 5: xor_(d, imm); break;
-        case 6:
-            if (is64) mov(d64, static_cast<uint64_t>(static_cast<int64_t>(in.imm)));
-            else mov(d64.cvt32(), imm);
-            break;
-        }
+        put(c);
     }
 
     // Whether op leaves r9-r11 alone and calls nothing: promoted slots can stay in registers.
@@ -1609,35 +1611,60 @@ const std::array<Form, kOpCount>& forms() {
     return t;
 }
 
-// Registers an instruction reads and writes, for the liveness the folds need. Anything unusual
-// (calls, atomics, legacy packet loads) reads every register: never wrong. An exit reads
-// exit_use.
-void uses_defs(Op op, Form form, const Insn& in, uint16_t exit_use, uint16_t& use, uint16_t& def) {
-    constexpr uint16_t all = (1u << kNumRegs) - 1;
-    const uint16_t d = static_cast<uint16_t>(1u << (in.dst & 0xf)), s = static_cast<uint16_t>(1u << (in.src & 0xf));
-    use = all;
-    def = 0;
-    switch (form) {
-    case Form::ALU_K:
-        use = (op == Op::MOV64_IMM || op == Op::MOV32_IMM) ? 0 : d;
-        def = d;
-        break;
-    case Form::ALU_X:
-        use = (op == Op::MOV64_REG || op == Op::MOV32_REG) ? s : static_cast<uint16_t>(d | s);
-        def = d;
-        break;
-    case Form::NEG: case Form::END: use = d; def = d; break;
-    case Form::MOVSX: use = s; def = d; break;
-    case Form::JA: case Form::JA32: case Form::MAY_GOTO: use = 0; break;
-    case Form::JCOND_K: use = d; break;
-    case Form::JCOND_X: use = d | s; break;
-    case Form::LDDW: use = 0; def = d; break;
-    case Form::LDX: case Form::LDXS: use = s; def = d; break;
-    case Form::ST: use = d; break;
-    case Form::STX: use = d | s; break;
-    case Form::EXIT: use = exit_use; break;
-    default: break;
-    }
+// What the analysis needs of each op, looked up instead of switched on: on a large program the
+// switches' mispredictions were most of the analysis time.
+struct Facts {
+    uint8_t mark = 0;      // a jump target to mark: 1 pc + 1 + off, 2 pc + 1 + imm
+    uint8_t succ = 0;      // the same, as a successor in the flow (not calls)
+    bool falls = true;     // the next instruction is a successor
+    uint8_t step = 1;      // the next instruction (lddw: 2)
+    // Registers read and written, for the liveness the folds need. Anything unusual (calls,
+    // atomics, legacy packet loads) reads every register: never wrong.
+    uint8_t use = kAll;    // kD, kS, kAll, kExit (an exit: exit_use)
+    bool def = false;      // writes dst
+    uint8_t base = 0;      // a memory access with base kD or kS (a stack access when r10)
+    uint8_t esc = kD | kS; // fields where r10 escapes (is used other than as a load/store base)
+    bool frames = false;   // bpf2bpf calls, callx, callbacks: r10 means another frame there
+    bool callx = false;
+    bool helpers = false;  // a helper may tail-call a program that uses more of the frame
+    static constexpr uint8_t kD = 1, kS = 2, kAll = 4, kExit = 8;
+};
+
+const std::array<Facts, kOpCount>& facts() {
+    static const std::array<Facts, kOpCount> t = [] {
+        std::array<Facts, kOpCount> all{};
+        for (std::size_t i = 0; i < kOpCount; ++i) {
+            const Op op = static_cast<Op>(i);
+            Facts& x = all[i];
+            constexpr uint8_t D = Facts::kD, S = Facts::kS;
+            switch (op_info(op).form) {
+            case Form::ALU_K: x.use = (op == Op::MOV64_IMM || op == Op::MOV32_IMM) ? 0 : D; x.def = true; break;
+            case Form::ALU_X: x.use = (op == Op::MOV64_REG || op == Op::MOV32_REG) ? S : D | S; x.def = true; break;
+            case Form::NEG: case Form::END: x.use = D; x.def = true; break;
+            case Form::MOVSX: x.use = S; x.def = true; break;
+            case Form::JA: x.mark = x.succ = 1; x.falls = false; x.use = 0; break;
+            case Form::JA32: x.mark = x.succ = 2; x.falls = false; x.use = 0; break;
+            case Form::MAY_GOTO: x.mark = x.succ = 1; x.use = 0; break;
+            case Form::JCOND_K: x.mark = x.succ = 1; x.use = D; break;
+            case Form::JCOND_X: x.mark = x.succ = 1; x.use = D | S; break;
+            case Form::LDDW: x.step = 2; x.use = 0; x.def = true; break;
+            case Form::LDX: case Form::LDXS: x.use = S; x.def = true; x.base = S; x.esc = D; break;
+            case Form::ST: x.use = D; x.base = D; x.esc = 0; break;
+            case Form::STX: x.use = D | S; x.base = D; x.esc = S; break;
+            case Form::EXIT: x.falls = false; x.use = Facts::kExit; break;
+            case Form::CALL_LOCAL: x.mark = 2; x.frames = true; break;
+            case Form::CALLX: x.frames = x.callx = true; break;
+            case Form::CALL: case Form::CALL_KFUNC: case Form::LDABS: case Form::LDIND: x.helpers = true; break;
+            default: break;
+            }
+            if (op == Op::LDDW_FUNC) {
+                x.mark = 2;
+                x.frames = true;
+            }
+        }
+        return all;
+    }();
+    return t;
 }
 
 // Jump targets, liveness, and which stack slots may live in registers (see Emitter::fuse).
@@ -1645,13 +1672,11 @@ void analyse(Jit::Impl& impl) {
     const std::vector<Op>& ops = impl.ops;
     const std::vector<Insn>& I = impl.prog.insns;
     const auto& form = forms();
+    const auto& fact = facts();
     const std::size_t n = ops.size();
     impl.target.assign(n, 0);
     if (n) impl.target[0] = 1;
-    bool frames = false;   // bpf2bpf calls, callx, callbacks: r10 means another frame there
-    bool escape = false;   // r10 used other than as the base of a plain load or store
-    bool helpers = false;  // a helper may tail-call a program that uses more of the frame
-    bool backwards = false;
+    bool frames = false, escape = false, helpers = false, backwards = false;
     // Uses of the 8-byte stack slot at offset -8 * (i + 1), or -1: accessed otherwise.
     std::array<int, kStackSize / 8> slot_uses{};
     int deepest = 0;
@@ -1666,74 +1691,49 @@ void analyse(Jit::Impl& impl) {
             else u = -1;
         }
     };
-    // (validate() checked every target: inside the program, never an lddw's second half)
-    auto jump = [&](std::size_t pc, int64_t rel) {
-        const auto t = static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + rel);
-        impl.target[t] |= t <= pc ? 3 : 1;   // bit 1: a loop head (a jump from below)
-        backwards |= t <= pc;
+    // A jump's target (validate() checked every one: inside the program, never an lddw's second half).
+    auto target_of = [&](std::size_t pc, uint8_t kind) {
+        return static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + (kind == 1 ? I[pc].off : I[pc].imm));
     };
     for (std::size_t pc = 0; pc < n; ++pc) {
         const Op op = ops[pc];
         if (op == Op::LddwHigh) continue;
         const Insn& in = I[pc];
-        const Form f = form[static_cast<std::size_t>(op)];
-        switch (f) {
-        case Form::JCOND_K: case Form::JCOND_X: case Form::MAY_GOTO: case Form::JA: jump(pc, in.off); break;
-        case Form::JA32: jump(pc, in.imm); break;
-        case Form::CALL_LOCAL: frames = true; jump(pc, in.imm); break;
-        case Form::CALLX: frames = true; impl.has_callx = true; break;
-        case Form::CALL: case Form::CALL_KFUNC: case Form::LDABS: case Form::LDIND: helpers = true; break;
-        default: break;
+        const Facts& x = fact[static_cast<std::size_t>(op)];
+        if (x.mark) {
+            const std::size_t t = target_of(pc, x.mark);
+            impl.target[t] |= t <= pc ? 3 : 1;   // bit 1: a loop head (a jump from below)
+            backwards |= t <= pc;
         }
-        if (op == Op::LDDW_FUNC) {
-            frames = true;
-            jump(pc, in.imm);
-        }
-        switch (f) {
-        case Form::LDX: case Form::LDXS:
-            if (in.src == 10) access(in.off, code::mem_size(in.code));
-            if (in.dst == 10) escape = true;
-            break;
-        case Form::ST:
-            if (in.dst == 10) access(in.off, code::mem_size(in.code));
-            break;
-        case Form::STX:
-            if (in.dst == 10) access(in.off, code::mem_size(in.code));
-            if (in.src == 10) escape = true;
-            break;
-        default:
-            if (in.dst == 10 || in.src == 10) escape = true;
-            break;
-        }
+        frames |= x.frames;
+        impl.has_callx |= x.callx;
+        helpers |= x.helpers;
+        const unsigned r10_in = (in.dst == 10 ? Facts::kD : 0) | (in.src == 10 ? Facts::kS : 0);   // fields naming r10
+        if (x.base & r10_in) access(in.off, code::mem_size(in.code));
+        escape |= (x.esc & r10_in) != 0;
     }
-    // Liveness, backwards to a fixed point: one pass when no jump goes backwards. Successors:
-    // the next instruction unless the pc jumps or exits for good, and a jump's target.
+    // Liveness, backwards to a fixed point: one pass when no jump goes backwards.
     // An exit reads r0 only where it ends the run, or returns to a caller that (verified) reads
     // no r1-r5 after the call, r6-r9 being restored: in unchecked mode, or in a program without
     // frames. Otherwise (checked, bpf2bpf) the caller may read whatever the callee left.
-    const uint16_t exit_use = !impl.opts.checked || !frames ? 1 : (1u << kNumRegs) - 1;
+    constexpr uint16_t kEvery = (1u << kNumRegs) - 1;
+    const uint16_t exit_use = !impl.opts.checked || !frames ? 1 : kEvery;
     impl.live_out.assign(n, 0);
-    std::vector<uint16_t> live_in(n, 0);
+    std::vector<uint16_t> live_in(n + 1, 0);   // live_in[n]: nothing (the successor of no successor)
     for (bool changed = true; changed;) {
         changed = false;
         for (std::size_t pc = n; pc-- > 0;) {
             const Op op = ops[pc];
             if (op == Op::LddwHigh) continue;
             const Insn& in = I[pc];
-            const Form f = form[static_cast<std::size_t>(op)];
-            uint16_t out = 0;
-            const std::size_t next = pc + (f == Form::LDDW ? 2 : 1);
-            if (f != Form::JA && f != Form::JA32 && f != Form::EXIT && next < n) out = live_in[next];
-            switch (f) {
-            case Form::JCOND_K: case Form::JCOND_X: case Form::MAY_GOTO: case Form::JA:
-                out |= live_in[static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + in.off)];
-                break;
-            case Form::JA32: out |= live_in[static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + in.imm)]; break;
-            default: break;
-            }
-            uint16_t use, def;
-            uses_defs(op, f, in, exit_use, use, def);
-            const auto lin = static_cast<uint16_t>(use | (out & ~def));
+            const Facts& x = fact[static_cast<std::size_t>(op)];
+            const std::size_t next = x.falls ? std::min(pc + x.step, n) : n;
+            const std::size_t jump = x.succ ? target_of(pc, x.succ) : n;
+            const auto out = static_cast<uint16_t>(live_in[next] | live_in[jump]);
+            const auto d = static_cast<uint16_t>(1u << (in.dst & 0xf)), s = static_cast<uint16_t>(1u << (in.src & 0xf));
+            const auto use = static_cast<uint16_t>(((x.use & Facts::kD) ? d : 0) | ((x.use & Facts::kS) ? s : 0) |
+                                                   ((x.use & Facts::kAll) ? kEvery : 0) | ((x.use & Facts::kExit) ? exit_use : 0));
+            const auto lin = static_cast<uint16_t>(use | (x.def ? out & ~d : out));
             if (out != impl.live_out[pc] || lin != live_in[pc]) {
                 impl.live_out[pc] = out;
                 live_in[pc] = lin;
