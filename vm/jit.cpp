@@ -1678,11 +1678,12 @@ void analyse(Jit::Impl& impl) {
     if (n) impl.target[0] = 1;
     bool frames = false, escape = false, helpers = false, backwards = false;
     // Uses of the 8-byte stack slot at offset -8 * (i + 1), or -1: accessed otherwise.
+    // (counted only where slots may go to registers)
     std::array<int, kStackSize / 8> slot_uses{};
+    const bool count_slots = !impl.opts.checked && (impl.opts.optimize & kJitOptStackRegs);
     int deepest = 0;
-    auto access = [&](int off, unsigned size) {
+    auto count = [&](int off, unsigned size) {
         if (off >= 0 || off + static_cast<int>(size) <= -static_cast<int>(kStackSize)) return;   // outside the frame: traps
-        deepest = std::min(deepest, std::max(off, -static_cast<int>(kStackSize)));
         const int first = -((-off + 7) / 8) * 8;   // rounded down
         for (int sl = first; sl < off + static_cast<int>(size) && sl < 0; sl += 8) {
             if (sl < -static_cast<int>(kStackSize)) continue;
@@ -1709,7 +1710,11 @@ void analyse(Jit::Impl& impl) {
         impl.has_callx |= x.callx;
         helpers |= x.helpers;
         const unsigned r10_in = (in.dst == 10 ? Facts::kD : 0) | (in.src == 10 ? Facts::kS : 0);   // fields naming r10
-        if (x.base & r10_in) access(in.off, code::mem_size(in.code));
+        // A stack access: how deep (computed for every instruction, no branch to mispredict).
+        const int off = in.off, size = static_cast<int>(code::mem_size(in.code));
+        const bool stack = (x.base & r10_in) && off < 0 && off + size > -static_cast<int>(kStackSize);
+        deepest = std::min(deepest, stack ? std::max(off, -static_cast<int>(kStackSize)) : 0);
+        if (count_slots && (x.base & r10_in)) count(off, static_cast<unsigned>(size));
         escape |= (x.esc & r10_in) != 0;
     }
     // Liveness, backwards to a fixed point: one pass when no jump goes backwards.
