@@ -351,7 +351,8 @@ int main(int argc, char** argv) {
     const std::pair<const char*, uint32_t> steps[] = {{"+lea", vm::kJitOptLea},       {"+movzx", vm::kJitOptMovzx},
                                                       {"+be16", vm::kJitOptBe16},     {"+addr", vm::kJitOptAddr},
                                                       {"+branch", vm::kJitOptBranch}, {"+align", vm::kJitOptAlign},
-                                                      {"+rmw", vm::kJitOptRmw},       {"+knownbits", vm::kJitOptKnownBits}};
+                                                      {"+rmw", vm::kJitOptRmw},       {"+knownbits", vm::kJitOptKnownBits},
+                                                      {"+sink", vm::kJitOptSink}};
     uint32_t mask = 0;
     auto step = [&](const std::string& name, uint32_t m) {
         vm::JitOptions jo{false};

@@ -224,10 +224,11 @@ struct Gen {
     }
 
     // Shapes the unchecked JIT folds (vm/jit.cpp "Optimisations"): lea, movzx, be16, address
-    // folding, inverted branches; random registers, so some are live and some dead afterwards.
+    // folding, inverted branches, stack counters, known bits, accumulators; random registers, so
+    // some are live and some dead afterwards.
     Unit pattern_unit() {
         const uint8_t a = data_reg(), b = data_reg(), c = data_reg();
-        switch (u(9)) {
+        switch (u(10)) {
         case 0:
             return {mk(Op::MOV64_REG, a, b, 0, 0), chance(50) ? mk(Op::ADD64_REG, a, chance(20) ? a : c, 0, 0) : mk(Op::ADD64_IMM, a, 0, 0, imm())};
         case 1:
@@ -306,6 +307,25 @@ struct Gen {
             }
             r.push_back(mk(chance(50) ? Op::AND32_IMM : Op::AND64_IMM, a, 0, 0, masks[u(std::size(masks))]));
             r.push_back(mk(Op::XOR64_REG, 0, a, 0, 0));
+            return r;
+        }
+        case 8: {   // an accumulator: rA op= rB; instructions that may or may not touch either; rB = rA;
+                    // rA dead after or not
+            static const Op ops[] = {Op::ADD64_REG, Op::XOR64_REG, Op::OR64_REG, Op::AND64_REG, Op::MUL64_REG,
+                                     Op::SUB64_REG, Op::ADD32_REG};
+            const uint8_t x = a, y = b == a ? (a == 2 ? 3 : 2) : b;
+            Unit r{mk(ops[u(std::size(ops))], x, y, 0, 0)};
+            for (auto k = u(4); k > 0; --k) {
+                if (chance(15)) {
+                    r.push_back(mk(Op::ADD64_IMM, chance(50) ? x : y, 0, 0, imm()));
+                } else {
+                    const Unit v = chance(50) ? alu_unit() : mem_unit(false);
+                    r.insert(r.end(), v.begin(), v.end());
+                }
+            }
+            r.push_back(mk(Op::MOV64_REG, y, x, 0, 0));
+            r.push_back(chance(40) ? mk(Op::XOR64_REG, 0, x, 0, 0) : mk(Op::MOV64_IMM, x, 0, 0, imm()));
+            r.push_back(mk(Op::XOR64_REG, 0, y, 0, 0));
             return r;
         }
         case 4: {   // if (cond) goto +1; goto +2; (two instructions skipped or not)

@@ -395,6 +395,72 @@ using namespace Xbyak::util;
 
 enum Cond { EQ, NE, UGT, UGE, ULT, ULE, SGT, SGE, SLT, SLE, SET };
 
+// Forms by op, without a call per instruction.
+const std::array<Form, kOpCount>& forms() {
+    static const std::array<Form, kOpCount> t = [] {
+        std::array<Form, kOpCount> f{};
+        for (std::size_t i = 0; i < kOpCount; ++i) f[i] = op_info(static_cast<Op>(i)).form;
+        return f;
+    }();
+    return t;
+}
+
+// What the analysis needs of each op, looked up instead of switched on: on a large program the
+// switches' mispredictions were most of the analysis time.
+struct Facts {
+    uint8_t mark = 0;      // a jump target to mark: 1 pc + 1 + off, 2 pc + 1 + imm
+    uint8_t succ = 0;      // the same, as a successor in the flow (not calls)
+    bool falls = true;     // the next instruction is a successor
+    uint8_t step = 1;      // the next instruction (lddw: 2)
+    // Registers read and written, for the liveness the folds need. Anything unusual (calls,
+    // atomics, legacy packet loads) reads every register: never wrong.
+    uint8_t use = kAll;    // kD, kS, kAll, kExit (an exit: exit_use)
+    bool def = false;      // writes dst
+    uint8_t base = 0;      // a memory access with base kD or kS (a stack access when r10)
+    uint8_t esc = kD | kS; // fields where r10 escapes (is used other than as a load/store base)
+    bool frames = false;   // bpf2bpf calls, callx, callbacks: r10 means another frame there
+    bool callx = false;
+    bool helpers = false;  // a helper may tail-call a program that uses more of the frame
+    static constexpr uint8_t kD = 1, kS = 2, kAll = 4, kExit = 8;
+};
+
+const std::array<Facts, kOpCount>& facts() {
+    static const std::array<Facts, kOpCount> t = [] {
+        std::array<Facts, kOpCount> all{};
+        for (std::size_t i = 0; i < kOpCount; ++i) {
+            const Op op = static_cast<Op>(i);
+            Facts& x = all[i];
+            constexpr uint8_t D = Facts::kD, S = Facts::kS;
+            switch (op_info(op).form) {
+            case Form::ALU_K: x.use = (op == Op::MOV64_IMM || op == Op::MOV32_IMM) ? 0 : D; x.def = true; break;
+            case Form::ALU_X: x.use = (op == Op::MOV64_REG || op == Op::MOV32_REG) ? S : D | S; x.def = true; break;
+            case Form::NEG: case Form::END: x.use = D; x.def = true; break;
+            case Form::MOVSX: x.use = S; x.def = true; break;
+            case Form::JA: x.mark = x.succ = 1; x.falls = false; x.use = 0; break;
+            case Form::JA32: x.mark = x.succ = 2; x.falls = false; x.use = 0; break;
+            case Form::MAY_GOTO: x.mark = x.succ = 1; x.use = 0; break;
+            case Form::JCOND_K: x.mark = x.succ = 1; x.use = D; break;
+            case Form::JCOND_X: x.mark = x.succ = 1; x.use = D | S; break;
+            case Form::LDDW: x.step = 2; x.use = 0; x.def = true; break;
+            case Form::LDX: case Form::LDXS: x.use = S; x.def = true; x.base = S; x.esc = D; break;
+            case Form::ST: x.use = D; x.base = D; x.esc = 0; break;
+            case Form::STX: x.use = D | S; x.base = D; x.esc = S; break;
+            case Form::EXIT: x.falls = false; x.use = Facts::kExit; break;
+            case Form::CALL_LOCAL: x.mark = 2; x.frames = true; break;
+            case Form::CALLX: x.frames = x.callx = true; break;
+            case Form::CALL: case Form::CALL_KFUNC: case Form::LDABS: case Form::LDIND: x.helpers = true; break;
+            default: break;
+            }
+            if (op == Op::LDDW_FUNC) {
+                x.mark = 2;
+                x.frames = true;
+            }
+        }
+        return all;
+    }();
+    return t;
+}
+
 struct Emitter : CodeGenerator {
     const Jit::Impl& P;
     const bool checked;
@@ -421,6 +487,7 @@ struct Emitter : CodeGenerator {
     std::vector<TrapStub> traps;
     std::deque<std::function<void()>> deferred;   // a deque: emitting one may add more
     std::vector<uint8_t> unchecked_load;            // loads a group check already covers (see group())
+    std::vector<uint8_t> done;                      // instructions a fold at an earlier pc took care of (sink())
     Label L_entry, L_done, L_finish, L_common_trap, L_callc, L_return;
 
     Emitter(const Jit::Impl& p, std::size_t size, Allocator* alloc)
@@ -1064,6 +1131,7 @@ struct Emitter : CodeGenerator {
             }
         }
         if (const std::size_t k = be16(pc)) return k;
+        if (sink(pc)) return 1;
         // rX = *(u64 *)(r10 + o); rX op= rY | imm; *(u64 *)(r10 + o) = rX, rX dead after
         //   ->  op qword [r10 + o], rY | imm   (counters kept on the stack)
         if (opt(kJitOptRmw) && P.slots.empty() && op(pc) == Op::LDX_DW && a.src == 10 && a.dst != 10 && inside(pc + 1) &&
@@ -1131,6 +1199,39 @@ struct Emitter : CodeGenerator {
             return 2;
         }
         return 0;
+    }
+
+    // rA op= rB; <straight-line code without rA and rB>; rB = rA, rA dead after (op commutes)
+    //   ->  rB op= rA, and nothing at the copy (clang's accumulators: `r7 += r8; ...; r8 = r7`).
+    bool sink(std::size_t pc) {
+        if (!opt(kJitOptSink)) return false;
+        const Op op = P.ops[pc];
+        const bool commutes = op == Op::ADD64_REG || op == Op::XOR64_REG || op == Op::OR64_REG || op == Op::AND64_REG ||
+                              op == Op::MUL64_REG;
+        const Insn& a = P.prog.insns[pc];
+        if (!commutes || a.dst == a.src || a.dst == 10 || a.src == 10) return false;
+        const auto pair = static_cast<uint16_t>(1u << a.dst | 1u << a.src);
+        const auto& fact = facts();
+        // A few instructions ahead at most: the copy ends the accumulator's update.
+        for (std::size_t q = pc + 1; q < P.ops.size() && q <= pc + 16 && !P.target[q]; ++q) {
+            const Op o = P.ops[q];
+            if (o == Op::LddwHigh) continue;
+            const Insn& b = P.prog.insns[q];
+            if (o == Op::MOV64_REG && b.dst == a.src && b.src == a.dst) {
+                if (P.live_out[q] & (1u << a.dst)) return false;
+                done[q] = 1;
+                alu(Insn{a.code, a.src, a.dst, a.off, a.imm}, op == Op::ADD64_REG ? 0 : op == Op::XOR64_REG ? 5 : op == Op::OR64_REG ? 3 : op == Op::AND64_REG ? 4 : 2,
+                    true, true);
+                return true;
+            }
+            // Anything that may leave the line, call out, or touch either register stops it.
+            const Facts& x = fact[static_cast<std::size_t>(o)];
+            if (x.mark || x.succ || !x.falls || (x.use & (Facts::kAll | Facts::kExit))) return false;
+            const auto touched = static_cast<uint16_t>(((x.use & Facts::kD) || x.def || x.base == Facts::kD ? 1u << b.dst : 0) |
+                                                       ((x.use & Facts::kS) || x.base == Facts::kS ? 1u << b.src : 0));
+            if (touched & pair) return false;
+        }
+        return false;
     }
 
     // ── Grouped bounds checks (checked mode) ──
@@ -1209,6 +1310,7 @@ struct Emitter : CodeGenerator {
         const std::size_t n = P.prog.insns.size();
         pc_off.assign(n, SIZE_MAX);
         unchecked_load.assign(n, 0);
+        done.assign(n, 0);
         // Prologue: void enter(Ctx* rdi, code address rsi, const uint64_t args[5] rdx).
         push(rbx);
         push(rbp);
@@ -1235,7 +1337,7 @@ struct Emitter : CodeGenerator {
             if ((P.target[pc] & 2) && opt(kJitOptAlign) && getSize() % 16) pad16();
             pc_off[pc] = getSize();
             const Op op = P.ops[pc];
-            if (op == Op::LddwHigh) continue;
+            if (op == Op::LddwHigh || done[pc]) continue;
             if (const std::size_t last = group(pc)) {
                 pc = last;
                 continue;
@@ -1600,72 +1702,6 @@ bool Emitter::emit(std::size_t pc, Op op, bool probe) {
 // ───────────────────────────────── compile ─────────────────────────────────
 
 namespace {
-
-// Forms by op, without a call per instruction.
-const std::array<Form, kOpCount>& forms() {
-    static const std::array<Form, kOpCount> t = [] {
-        std::array<Form, kOpCount> f{};
-        for (std::size_t i = 0; i < kOpCount; ++i) f[i] = op_info(static_cast<Op>(i)).form;
-        return f;
-    }();
-    return t;
-}
-
-// What the analysis needs of each op, looked up instead of switched on: on a large program the
-// switches' mispredictions were most of the analysis time.
-struct Facts {
-    uint8_t mark = 0;      // a jump target to mark: 1 pc + 1 + off, 2 pc + 1 + imm
-    uint8_t succ = 0;      // the same, as a successor in the flow (not calls)
-    bool falls = true;     // the next instruction is a successor
-    uint8_t step = 1;      // the next instruction (lddw: 2)
-    // Registers read and written, for the liveness the folds need. Anything unusual (calls,
-    // atomics, legacy packet loads) reads every register: never wrong.
-    uint8_t use = kAll;    // kD, kS, kAll, kExit (an exit: exit_use)
-    bool def = false;      // writes dst
-    uint8_t base = 0;      // a memory access with base kD or kS (a stack access when r10)
-    uint8_t esc = kD | kS; // fields where r10 escapes (is used other than as a load/store base)
-    bool frames = false;   // bpf2bpf calls, callx, callbacks: r10 means another frame there
-    bool callx = false;
-    bool helpers = false;  // a helper may tail-call a program that uses more of the frame
-    static constexpr uint8_t kD = 1, kS = 2, kAll = 4, kExit = 8;
-};
-
-const std::array<Facts, kOpCount>& facts() {
-    static const std::array<Facts, kOpCount> t = [] {
-        std::array<Facts, kOpCount> all{};
-        for (std::size_t i = 0; i < kOpCount; ++i) {
-            const Op op = static_cast<Op>(i);
-            Facts& x = all[i];
-            constexpr uint8_t D = Facts::kD, S = Facts::kS;
-            switch (op_info(op).form) {
-            case Form::ALU_K: x.use = (op == Op::MOV64_IMM || op == Op::MOV32_IMM) ? 0 : D; x.def = true; break;
-            case Form::ALU_X: x.use = (op == Op::MOV64_REG || op == Op::MOV32_REG) ? S : D | S; x.def = true; break;
-            case Form::NEG: case Form::END: x.use = D; x.def = true; break;
-            case Form::MOVSX: x.use = S; x.def = true; break;
-            case Form::JA: x.mark = x.succ = 1; x.falls = false; x.use = 0; break;
-            case Form::JA32: x.mark = x.succ = 2; x.falls = false; x.use = 0; break;
-            case Form::MAY_GOTO: x.mark = x.succ = 1; x.use = 0; break;
-            case Form::JCOND_K: x.mark = x.succ = 1; x.use = D; break;
-            case Form::JCOND_X: x.mark = x.succ = 1; x.use = D | S; break;
-            case Form::LDDW: x.step = 2; x.use = 0; x.def = true; break;
-            case Form::LDX: case Form::LDXS: x.use = S; x.def = true; x.base = S; x.esc = D; break;
-            case Form::ST: x.use = D; x.base = D; x.esc = 0; break;
-            case Form::STX: x.use = D | S; x.base = D; x.esc = S; break;
-            case Form::EXIT: x.falls = false; x.use = Facts::kExit; break;
-            case Form::CALL_LOCAL: x.mark = 2; x.frames = true; break;
-            case Form::CALLX: x.frames = x.callx = true; break;
-            case Form::CALL: case Form::CALL_KFUNC: case Form::LDABS: case Form::LDIND: x.helpers = true; break;
-            default: break;
-            }
-            if (op == Op::LDDW_FUNC) {
-                x.mark = 2;
-                x.frames = true;
-            }
-        }
-        return all;
-    }();
-    return t;
-}
 
 // Jump targets, liveness, and which stack slots may live in registers (see Emitter::fuse).
 void analyse(Jit::Impl& impl) {

@@ -32,8 +32,9 @@ inline constexpr uint32_t kJitOptGroup = 64;      // checked mode: one bounds te
 inline constexpr uint32_t kJitOptAlign = 128;     // loop heads (targets of backward jumps) 16-byte aligned
 inline constexpr uint32_t kJitOptRmw = 256;       // rX = *(u64 *)(r10 + o); rX += rY; store back, rX dead -> add [rbp + o], rY
 inline constexpr uint32_t kJitOptKnownBits = 512; // no `& 0xffff` of a value with no bits above 15 (joins included)
+inline constexpr uint32_t kJitOptSink = 1024;     // rA op= rB; ...; rB = rA, rA dead -> rB op= rA (op commutes)
 inline constexpr uint32_t kJitOptDefault = kJitOptLea | kJitOptMovzx | kJitOptBe16 | kJitOptAddr | kJitOptBranch |
-                                           kJitOptGroup | kJitOptAlign | kJitOptRmw | kJitOptKnownBits;
+                                           kJitOptGroup | kJitOptAlign | kJitOptRmw | kJitOptKnownBits | kJitOptSink;
 
 struct JitOptions {
     bool checked = true;
