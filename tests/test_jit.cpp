@@ -519,7 +519,7 @@ TEST_CASE("jit: unchecked-mode optimisations keep the interpreter's results", "[
     // Programs full of the folded shapes, with jumps landing anywhere (so some shapes must not
     // be folded): each optimisation alone and all together against the interpreter.
     const HelperTable helpers = test_helpers();
-    const uint32_t masks[] = {kJitOptLea, kJitOptMovzx, kJitOptBe16, kJitOptStackRegs, kJitOptAddr, kJitOptBranch, kJitOptAlign, kJitOptRmw, kJitOptKnownBits, kJitOptDefault, ~0u};
+    const uint32_t masks[] = {kJitOptLea, kJitOptMovzx, kJitOptBe16, kJitOptStackRegs, kJitOptAddr, kJitOptBranch, kJitOptAlign, kJitOptRmw, kJitOptKnownBits, kJitOptSink, kJitOptDefault, ~0u};
     unsigned ran = 0;
     for (unsigned seed = 1; seed <= 1500; ++seed) {
         Gen g(seed * 104729);

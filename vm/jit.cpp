@@ -1333,8 +1333,12 @@ struct Emitter : CodeGenerator {
         L(L_entry);
         reload();
         for (std::size_t pc = 0; pc < n; ++pc) {
-            // Loop heads start a 16-byte fetch block (the code is copied to a page start).
-            if ((P.target[pc] & 2) && opt(kJitOptAlign) && getSize() % 16) pad16();
+            // Loop heads start a 16-byte fetch block (the code is copied to a page start), and so
+            // do targets only jumps reach, where the padding never runs.
+            if (P.target[pc] && opt(kJitOptAlign) && getSize() % 16) {
+                const Op prev = pc > 0 ? P.ops[pc - 1] : Op::LddwHigh;   // (pc 0, an lddw: fall-through)
+                if ((P.target[pc] & 2) || (prev != Op::LddwHigh && !facts()[static_cast<std::size_t>(prev)].falls)) pad16();
+            }
             pc_off[pc] = getSize();
             const Op op = P.ops[pc];
             if (op == Op::LddwHigh || done[pc]) continue;

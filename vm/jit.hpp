@@ -29,7 +29,7 @@ inline constexpr uint32_t kJitOptStackRegs = 8;   // the most used 8-byte stack 
 inline constexpr uint32_t kJitOptAddr = 16;       // rS = rB; rS += rC; load [rS+o], rS dead -> load [rB+rC+o]
 inline constexpr uint32_t kJitOptBranch = 32;     // if (c) goto +1; goto L  ->  if (!c) goto L
 inline constexpr uint32_t kJitOptGroup = 64;      // checked mode: one bounds test for loads from one base
-inline constexpr uint32_t kJitOptAlign = 128;     // loop heads (targets of backward jumps) 16-byte aligned
+inline constexpr uint32_t kJitOptAlign = 128;     // loop heads and targets only jumps reach 16-byte aligned
 inline constexpr uint32_t kJitOptRmw = 256;       // rX = *(u64 *)(r10 + o); rX += rY; store back, rX dead -> add [rbp + o], rY
 inline constexpr uint32_t kJitOptKnownBits = 512; // no `& 0xffff` of a value with no bits above 15 (joins included)
 inline constexpr uint32_t kJitOptSink = 1024;     // rA op= rB; ...; rB = rA, rA dead -> rB op= rA (op commutes)
