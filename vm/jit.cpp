@@ -683,7 +683,7 @@ struct Emitter : CodeGenerator {
             lea(r10, ptr[base + off]);
             return RegExp(r10);
         }
-        const bool in_frame = base == R[10] && off >= -static_cast<int>(kStackSize) && off + static_cast<int>(size) <= 0;
+        const bool in_frame = base == R[10] && frame_slot(off, size);
         if (in_frame && !need_reg) return base + off;
         if (in_frame) {
             lea(r10, ptr[base + off]);
@@ -692,10 +692,14 @@ struct Emitter : CodeGenerator {
         return checked_address(pc, base + off, size, perm);
     }
 
+    // r10 + off .. + size inside the frame: needs no check.
+    static bool frame_slot(int16_t off, unsigned size) {
+        return off >= -static_cast<int>(kStackSize) && off + static_cast<int>(size) <= 0;
+    }
+
     // address() as a base register's hardware number and a displacement (r10 and 0 when checked).
     std::pair<unsigned, int32_t> operand(std::size_t pc, uint8_t base, int16_t off, unsigned size, uint8_t perm) {
-        if (!checked || (base == 10 && off >= -static_cast<int>(kStackSize) && off + static_cast<int>(size) <= 0))
-            return {hw[base], off};
+        if (!checked || (base == 10 && frame_slot(off, size))) return {hw[base], off};
         checked_address(pc, R[base] + off, size, perm);
         return {10, 0};
     }
