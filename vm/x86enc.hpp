@@ -12,7 +12,8 @@
 
 namespace bpfsim::vm::x86 {
 
-// One instruction's bytes (the longest here: 66 REX op ModRM SIB disp32 imm32, 13 bytes).
+// The bytes of an instruction or a short sequence, at most 16 (the longest instruction here is
+// 12: REX C7 ModRM SIB disp32 imm32; the JIT's longest sequence, a shift by a register, 12).
 struct X86Code {
     uint8_t b[16];
     unsigned n = 0;
