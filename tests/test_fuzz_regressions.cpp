@@ -6,6 +6,7 @@
 #include "verifier/verifier.hpp"
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <chrono>
 #include <fstream>
@@ -80,6 +81,36 @@ TEST_CASE("fuzz regressions: the verifier model refuses reserved ALU fields", "[
     CHECK(verify({insn(0x37, 0, 0, 1, 3)}).accepted);           // sdiv
     CHECK(verify({insn(0x0f, 0, 0, 0, 7)}).message == "BPF_ALU uses reserved fields");   // add reg with an imm
     CHECK(verify({insn(0xe7, 0, 0, 0, 1)}).message == "invalid BPF_ALU opcode e0");
+}
+
+// verifier_soundness/kfunc-by-btf-id: `call` with src 2 and imm 5 (a kfunc by BTF id, with no
+// extern naming it) was accepted without a look at the id, and the run trapped (bpfsim has no
+// kfunc implementations). The id must name a kernel function the program type may call.
+TEST_CASE("fuzz regressions: a kfunc called by BTF id must be a kernel function", "[fuzz-regression][verifier]") {
+    CHECK(verify({insn(0x85, 0, 2, 0, 5)}).message == "calling kernel function btf_id 5 is not allowed: no kernel BTF to resolve it");
+    CHECK(verify({insn(0x85, 0, 2, 0, 0)}).message == "invalid kernel function call not eliminated in verifier pass");
+    CHECK(verify({insn(0x85, 0, 2, 1, 5)}).message == "failed to find BTF for kernel function");
+    const std::filesystem::path vmlinux = "/sys/kernel/btf/vmlinux";
+    if (!std::filesystem::exists(vmlinux)) {
+        WARN("no /sys/kernel/btf/vmlinux: kfunc ids not looked up");
+        return;
+    }
+    auto kb = btf::Btf::load_file(vmlinux);
+    REQUIRE(kb);
+    verifier::VerifyOptions vo;
+    vo.kernel_btf = &*kb;
+    auto call = [&](uint32_t id) {
+        return verifier::verify_insns({insn(0xb7, 0, 0, 0, 0), insn(0x85, 0, 2, 0, static_cast<int32_t>(id)), insn(0x95, 0, 0, 0, 0)},
+                                      harness::ProgType::SocketFilter, "", {}, vo);
+    };
+    uint32_t not_func = 1;
+    while (not_func < kb->count() && kb->type(not_func).kind() == btf::Kind::Func) ++not_func;
+    REQUIRE(not_func < kb->count());
+    CHECK(call(not_func).message == fmt::format("kernel btf_id {} is not a function", not_func));
+    CHECK(call(kb->count() + 10).message == fmt::format("kernel btf_id {} is not a function", kb->count() + 10));
+    const auto memset_id = kb->find("memset", btf::Kind::Func);
+    REQUIRE(memset_id);
+    CHECK(call(*memset_id).message == "calling kernel function memset is not allowed");
 }
 
 // btf/member-array-2gib: a struct member whose array type is 2^31 + 16 bytes. The C dump took

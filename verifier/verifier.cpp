@@ -1558,11 +1558,26 @@ void Checker::do_call(const Insn& in, Path& p, std::size_t& next) {
     }
     if (in.src == 2) {   // kfunc: allowed per the kernel BTF, then modelled as an unknown scalar result
         const auto it = kfunc_names_.find(p.pc);
+        std::string name;
         if (it != kfunc_names_.end()) {
-            const KfuncAccess ka = kfunc_access(type_, section_.empty() ? std::string_view(attach_) : std::string_view(section_),
-                                                it->second, opts_.kernel_btf, gpl_);
-            if (!ka.allowed) fail(ka.message);
+            name = it->second;
+        } else {
+            // Called by BTF id (no extern to name it): the id must be a function of the kernel's BTF.
+            const auto id = static_cast<uint32_t>(in.imm);
+            if (!gpl_) fail("cannot call kernel function from non-GPL compatible program");
+            if (id == 0 && in.off == 0) fail("invalid kernel function call not eliminated in verifier pass");
+            if (in.off != 0) fail("failed to find BTF for kernel function");   // module BTFs (fd_array): none here
+            const btf::Btf* kb = opts_.kernel_btf;
+            if (!kb) fail(fmt::format("calling kernel function btf_id {} is not allowed: no kernel BTF to resolve it", id));
+            try {
+                if (id < kb->count() && kb->type(id).kind() == btf::Kind::Func) name = std::string(kb->type(id).name());
+            } catch (...) {   // a malformed BTF: not a function
+            }
+            if (name.empty()) fail(fmt::format("kernel btf_id {} is not a function", id));
         }
+        const KfuncAccess ka = kfunc_access(type_, section_.empty() ? std::string_view(attach_) : std::string_view(section_), name,
+                                            opts_.kernel_btf, gpl_);
+        if (!ka.allowed) fail(ka.message);
         for (unsigned r = 0; r <= 5; ++r) reg(r) = Reg{};
         reg(0) = unknown_reg();
         return;
