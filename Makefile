@@ -36,9 +36,11 @@ fuzz-build: deps
 fuzz-smoke: fuzz-build
 	@tests/fuzz/fuzz.sh run $(FUZZ_BUILD) $(FUZZ_TIME)
 
+# (fuzz-smoke runs here too: the fuzz targets are rebuilt first, never run stale)
 test-asan: deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DBPFSIM_SANITIZE=ON -DBPFSIM_BENCH=OFF $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	-@tests/fuzz/fuzz.sh build $(FUZZ_BUILD) $(JOBS)
 	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
 
 bench: build
