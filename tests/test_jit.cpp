@@ -852,18 +852,27 @@ TEST_CASE("direct x86 encodings equal xbyak's, byte for byte", "[jit][x86enc]") 
         CHECK(std::memcmp(g.getCode(), c.b, c.n) == 0);
         ++forms;
     };
-    struct RR { uint16_t op; const char* name; void (CodeGenerator::*fn)(const Operand&, const Operand&); };
+    // The group-1 ALU ops, in their register and immediate forms.
+    struct Group1 {
+        const char* name;
+        uint16_t rr;
+        uint8_t ext;
+        void (CodeGenerator::*rr_fn)(const Operand&, const Operand&);
+        void (CodeGenerator::*ri_fn)(const Operand&, uint32_t);
+    };
+    const Group1 group1[] = {{"add", e::kAddRmR, e::kExtAdd, &CodeGenerator::add, &CodeGenerator::add},
+                             {"sub", e::kSubRmR, e::kExtSub, &CodeGenerator::sub, &CodeGenerator::sub},
+                             {"or", e::kOrRmR, e::kExtOr, &CodeGenerator::or_, &CodeGenerator::or_},
+                             {"and", e::kAndRmR, e::kExtAnd, &CodeGenerator::and_, &CodeGenerator::and_},
+                             {"xor", e::kXorRmR, e::kExtXor, &CodeGenerator::xor_, &CodeGenerator::xor_},
+                             {"cmp", e::kCmpRmR, e::kExtCmp, &CodeGenerator::cmp, &CodeGenerator::cmp}};
     for (unsigned d = 0; d < 16; ++d) {
         for (unsigned s = 0; s < 16; ++s) {
             for (const bool w : {false, true}) {
                 const Reg rd = w ? Reg(r64[d]) : Reg(r64[d].cvt32()), rs = w ? Reg(r64[s]) : Reg(r64[s].cvt32());
                 const auto tag = fmt::format("d={} s={} w={}", d, s, w);
-                same("add " + tag, [&](e::X86Code& c) { e::rr(c, w, e::kAddRmR, s, d); }, [&](Gen& g) { g.add(rd, rs); });
-                same("sub " + tag, [&](e::X86Code& c) { e::rr(c, w, e::kSubRmR, s, d); }, [&](Gen& g) { g.sub(rd, rs); });
-                same("or " + tag, [&](e::X86Code& c) { e::rr(c, w, e::kOrRmR, s, d); }, [&](Gen& g) { g.or_(rd, rs); });
-                same("and " + tag, [&](e::X86Code& c) { e::rr(c, w, e::kAndRmR, s, d); }, [&](Gen& g) { g.and_(rd, rs); });
-                same("xor " + tag, [&](e::X86Code& c) { e::rr(c, w, e::kXorRmR, s, d); }, [&](Gen& g) { g.xor_(rd, rs); });
-                same("cmp " + tag, [&](e::X86Code& c) { e::rr(c, w, e::kCmpRmR, s, d); }, [&](Gen& g) { g.cmp(rd, rs); });
+                for (const Group1& op : group1)
+                    same(op.name + (" " + tag), [&](e::X86Code& c) { e::rr(c, w, op.rr, s, d); }, [&](Gen& g) { (g.*op.rr_fn)(rd, rs); });
                 same("test " + tag, [&](e::X86Code& c) { e::rr(c, w, e::kTestRmR, s, d); }, [&](Gen& g) { g.test(rd, rs); });
                 same("mov " + tag, [&](e::X86Code& c) { e::rr(c, w, e::kMovRmR, s, d); }, [&](Gen& g) { g.mov(rd, rs); });
                 same("imul " + tag, [&](e::X86Code& c) { e::rr(c, w, e::kImulRRm, d, s); }, [&](Gen& g) { g.imul(rd, rs); });
@@ -893,12 +902,8 @@ TEST_CASE("direct x86 encodings equal xbyak's, byte for byte", "[jit][x86enc]") 
             for (const int32_t imm : imms) {
                 const auto u = static_cast<uint32_t>(imm);
                 const auto tag = fmt::format("d={} w={} imm={}", d, w, imm);
-                same("add " + tag, [&](e::X86Code& c) { e::ri(c, w, e::kExtAdd, d, imm); }, [&](Gen& g) { g.add(rd, u); });
-                same("sub " + tag, [&](e::X86Code& c) { e::ri(c, w, e::kExtSub, d, imm); }, [&](Gen& g) { g.sub(rd, u); });
-                same("or " + tag, [&](e::X86Code& c) { e::ri(c, w, e::kExtOr, d, imm); }, [&](Gen& g) { g.or_(rd, u); });
-                same("and " + tag, [&](e::X86Code& c) { e::ri(c, w, e::kExtAnd, d, imm); }, [&](Gen& g) { g.and_(rd, u); });
-                same("xor " + tag, [&](e::X86Code& c) { e::ri(c, w, e::kExtXor, d, imm); }, [&](Gen& g) { g.xor_(rd, u); });
-                same("cmp " + tag, [&](e::X86Code& c) { e::ri(c, w, e::kExtCmp, d, imm); }, [&](Gen& g) { g.cmp(rd, u); });
+                for (const Group1& op : group1)
+                    same(op.name + (" " + tag), [&](e::X86Code& c) { e::ri(c, w, op.ext, d, imm); }, [&](Gen& g) { (g.*op.ri_fn)(rd, u); });
                 same("test " + tag, [&](e::X86Code& c) { e::test_ri(c, w, d, u); }, [&](Gen& g) { g.test(rd, u); });
                 same("imul " + tag, [&](e::X86Code& c) { e::imul_ri(c, w, d, d, imm); }, [&](Gen& g) { g.imul(rd, rd, imm); });
                 if (w) same("mov64 " + tag, [&](e::X86Code& c) { e::mov_ri64(c, d, imm); }, [&](Gen& g) { g.mov(r64[d], static_cast<uint64_t>(static_cast<int64_t>(imm))); });

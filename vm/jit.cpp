@@ -1857,12 +1857,9 @@ void analyse(Jit::Impl& impl) {
                         changed |= t <= pc;   // a later pc is visited in this pass anyway
                     }
                 };
-                const std::size_t next = pc + (f == Form::LDDW ? 2 : 1);
-                if (f != Form::JA && f != Form::JA32 && f != Form::EXIT && next < n) join(next);
-                if (f == Form::JCOND_K || f == Form::JCOND_X || f == Form::MAY_GOTO || f == Form::JA)
-                    join(static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + in_.off));
-                else if (f == Form::JA32)
-                    join(static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + in_.imm));
+                const Facts& x = fact[static_cast<std::size_t>(op)];
+                if (x.falls && pc + x.step < n) join(pc + x.step);
+                if (x.succ) join(target_of(pc, x.succ));
             }
         }
         impl.dst_width.assign(n, 0);   // 0: never reached
