@@ -58,40 +58,76 @@ bool ends_region(Form f) {
 
 }  // namespace
 
+namespace {
+
+// What the budget tables need of each op (LddwHigh included: it counts nothing), as masks, so
+// the pass computes instead of branching per instruction.
+struct BudgetRow {
+    int32_t off_mask = 0, imm_mask = 0;   // the field holding a jump's relative target (all ones)
+    uint32_t inc = 1;                     // counted (lddw once, at its first slot)
+    uint32_t has_target = 0;              // 1: a jump or a local call
+    uint32_t exit_mask = 0;               // all ones: an exit, charged its region so far
+    uint32_t keep = ~0u;                  // 0: ends the region (the count restarts)
+};
+
+const std::array<BudgetRow, kOpCount + 1>& budget_rows() {
+    static const std::array<BudgetRow, kOpCount + 1> t = [] {
+        std::array<BudgetRow, kOpCount + 1> rows;
+        rows.fill(BudgetRow{});   // (not `rows{}`: see facts() in vm/jit.cpp)
+        for (std::size_t i = 0; i < kOpCount; ++i) {
+            const Form f = op_info(static_cast<Op>(i)).form;
+            BudgetRow& r = rows[i];
+            const bool by_off = f == Form::JA || f == Form::JCOND_K || f == Form::JCOND_X || f == Form::MAY_GOTO;
+            const bool by_imm = f == Form::JA32 || f == Form::CALL_LOCAL;
+            r.off_mask = by_off ? -1 : 0;
+            r.imm_mask = by_imm ? -1 : 0;
+            r.has_target = by_off || by_imm;
+            r.exit_mask = f == Form::EXIT ? ~0u : 0;
+            r.keep = ends_region(f) ? 0 : ~0u;
+        }
+        rows[static_cast<std::size_t>(Op::LddwHigh)].inc = 0;
+        return rows;
+    }();
+    return t;
+}
+
+}  // namespace
+
 BudgetTables budget_tables(const Decoded& d) {
     const std::size_t n = d.insns.size();
     BudgetTables t;
     t.upto.resize(n);
     t.credit.resize(n);
-    t.charge.assign(n, 0);
+    t.charge.resize(n);
     // One pass: a region's instructions so far; charges of backward jumps (their target's
     // credit is known) at once, forward ones after.
-    std::vector<std::pair<uint32_t, uint32_t>> forward;   // (pc, target)
+    std::vector<std::pair<uint32_t, uint32_t>> forward(n);   // (pc, target), the first `forwards`
+    std::size_t forwards = 0;
+    const auto& rows = budget_rows();
+    uint32_t* const upto = t.upto.data();
+    uint32_t* const credit = t.credit.data();
+    int32_t* const charge = t.charge.data();
     uint32_t count = 0;
     for (std::size_t pc = 0; pc < n; ++pc) {
-        const Op op = d.ops[pc];
-        t.credit[pc] = count;
-        if (op == Op::LddwHigh) {
-            t.upto[pc] = count;
-            continue;
-        }
-        t.upto[pc] = ++count;
-        const Form f = op_info(op).form;
-        int64_t target = -1;
-        if (f == Form::JA || f == Form::JCOND_K || f == Form::JCOND_X || f == Form::MAY_GOTO)
-            target = static_cast<int64_t>(pc) + 1 + d.insns[pc].off;
-        else if (f == Form::JA32 || f == Form::CALL_LOCAL)
-            target = static_cast<int64_t>(pc) + 1 + d.insns[pc].imm;
-        else if (f == Form::EXIT)
-            t.charge[pc] = static_cast<int32_t>(count);
-        if (target >= 0) {
-            if (static_cast<std::size_t>(target) <= pc) t.charge[pc] = static_cast<int32_t>(count - t.credit[static_cast<std::size_t>(target)]);
-            else forward.emplace_back(static_cast<uint32_t>(pc), static_cast<uint32_t>(target));
-        }
-        if (ends_region(f)) count = 0;
+        const Insn& in = d.insns[pc];
+        const BudgetRow& r = rows[static_cast<std::size_t>(d.ops[pc])];
+        credit[pc] = count;
+        count += r.inc;
+        upto[pc] = count;
+        // The target (0 where there is none: a valid index whose credit is then masked off).
+        const int64_t rel = static_cast<int64_t>(in.off & r.off_mask) + static_cast<int64_t>(in.imm & r.imm_mask);
+        const std::size_t target = static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + rel) & (0 - static_cast<std::size_t>(r.has_target));
+        const uint32_t back = r.has_target & static_cast<uint32_t>(target <= pc);
+        const uint32_t before = credit[std::min(target, n - 1)];   // (read even where unused: in bounds)
+        charge[pc] = static_cast<int32_t>((count & r.exit_mask) | ((count - before) & (0u - back)));
+        forward[forwards] = {static_cast<uint32_t>(pc), static_cast<uint32_t>(target)};
+        forwards += r.has_target & (back ^ 1);
+        count &= r.keep;
     }
-    for (const auto& [pc, target] : forward)
+    for (std::size_t i = 0; i < forwards; ++i) {
+        const auto [pc, target] = forward[i];
         if (target < n) t.charge[pc] = static_cast<int32_t>(t.upto[pc]) - static_cast<int32_t>(t.credit[target]);
+    }
     return t;
 }
 

@@ -214,7 +214,8 @@ Result<Decoded> decode(std::span<const Insn> insns, const DecodeOptions& opts) {
         }
         const std::size_t n = insns.size();
         d.ops.resize(n);
-        std::vector<uint32_t> jumps;   // pcs with a target, checked once every lddw half is known
+        std::vector<uint32_t> jumps(n);   // pcs with a target (the first `targets`), checked once every lddw half is known
+        std::size_t targets = 0;
         for (std::size_t pc = 0; pc < n; ++pc) {
             const Insn& in = insns[pc];
             Op op;
@@ -234,7 +235,8 @@ Result<Decoded> decode(std::span<const Insn> insns, const DecodeOptions& opts) {
                 fail(opts, pc, in, "invalid fields");
             }
             d.ops[pc] = op;
-            if (f.target) jumps.push_back(static_cast<uint32_t>(pc));
+            jumps[targets] = static_cast<uint32_t>(pc);   // kept where it has a target (no branch)
+            targets += f.target != 0;
 
             if (f.lddw) {
                 if (pc + 1 >= n) fail(opts, pc, in, "lddw is missing its second half (program ends)");
@@ -248,7 +250,7 @@ Result<Decoded> decode(std::span<const Insn> insns, const DecodeOptions& opts) {
             }
         }
         // Targets: only now are all lddw second halves known.
-        for (const uint32_t pc : jumps) {
+        for (const uint32_t pc : std::span(jumps).first(targets)) {
             const Op op = d.ops[pc];
             const FastRule& f = kFastRules[static_cast<std::size_t>(op)];
             const Insn& in = insns[pc];
