@@ -314,16 +314,25 @@ struct Gen {
             static const Op ops[] = {Op::ADD64_REG, Op::XOR64_REG, Op::OR64_REG, Op::AND64_REG, Op::MUL64_REG,
                                      Op::SUB64_REG, Op::ADD32_REG};
             const uint8_t x = a, y = b == a ? (a == 2 ? 3 : 2) : b;
+            const uint8_t z = c != x && c != y ? c : 0;
+            // lddw into neither: the scan and the liveness pass over its second slot
+            auto lddw = [&](Unit& r) {
+                r.push_back(mk(Op::LDDW, z, 0, 0, imm()));
+                r.push_back(Insn{});
+            };
             Unit r{mk(ops[u(std::size(ops))], x, y, 0, 0)};
             for (auto k = u(4); k > 0; --k) {
                 if (chance(15)) {
                     r.push_back(mk(Op::ADD64_IMM, chance(50) ? x : y, 0, 0, imm()));
+                } else if (chance(15)) {
+                    lddw(r);
                 } else {
                     const Unit v = chance(50) ? alu_unit() : mem_unit(false);
                     r.insert(r.end(), v.begin(), v.end());
                 }
             }
             r.push_back(mk(Op::MOV64_REG, y, x, 0, 0));
+            if (chance(30)) lddw(r);   // between the copy and a read of rA: rA stays live
             r.push_back(chance(40) ? mk(Op::XOR64_REG, 0, x, 0, 0) : mk(Op::MOV64_IMM, x, 0, 0, imm()));
             r.push_back(mk(Op::XOR64_REG, 0, y, 0, 0));
             return r;
@@ -843,7 +852,7 @@ TEST_CASE("direct x86 encodings equal xbyak's, byte for byte", "[jit][x86enc]") 
     std::size_t forms = 0;
     // Runs `ours` and `theirs` into fresh buffers and compares the bytes.
     auto same = [&](const std::string& what, auto ours, auto theirs) {
-        e::X86Code c;
+        e::X86Buf c;
         ours(c);
         Gen g;
         theirs(g);

@@ -422,11 +422,39 @@ struct Facts {
     bool callx = false;
     bool helpers = false;  // a helper may tail-call a program that uses more of the frame
     static constexpr uint8_t kD = 1, kS = 2, kAll = 4, kExit = 8;
+    // The same as masks, so the analysis loops compute rather than branch (derived in facts()):
+    // the mark's and the successor's relative field (all ones: off or imm; has_*: 1 or 0),
+    // fall-through, the registers used (d, s: the field's bit; all: every register; exit:
+    // exit_use) and the one defined.
+    int32_t mark_off = 0, mark_imm = 0, succ_off = 0, succ_imm = 0;
+    uint8_t has_mark = 0, has_succ = 0;
+    uint16_t falls_mask = 0, use_d = 0, use_s = 0, use_all = 0, use_exit = 0, def_mask = 0;
+    // For a scan along straight-line code (Emitter::sink): whether the op may leave the line or
+    // read every register, and which fields' registers it reads, writes or uses as a base.
+    bool barrier = false;
+    uint16_t touch_d = 0, touch_s = 0;
 };
 
-const std::array<Facts, kOpCount>& facts() {
-    static const std::array<Facts, kOpCount> t = [] {
-        std::array<Facts, kOpCount> all{};
+// pc + 1 + the field the masks select, or n where `has` is 0 (no branch).
+inline std::size_t rel_target(std::size_t pc, const Insn& in, int32_t off_mask, int32_t imm_mask, uint8_t has, std::size_t n) {
+    const int64_t rel = static_cast<int64_t>(in.off & off_mask) + static_cast<int64_t>(in.imm & imm_mask);
+    const std::size_t t = static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + rel);
+    const std::size_t keep = 0 - static_cast<std::size_t>(has);
+    return (t & keep) | (n & ~keep);
+}
+
+// Indexed by every Op value, LddwHigh included: an lddw's second slot does nothing, so loops
+// over the program need no test for it (liveness flows through it unchanged).
+constexpr std::size_t kFactRows = static_cast<std::size_t>(Op::LddwHigh) + 1;
+const std::array<Facts, kFactRows>& facts() {
+    static const std::array<Facts, kFactRows> t = [] {
+        // Filled explicitly: g++ 12.2 leaves an element it returns from this lambda zero, member
+        // initialisers not applied, where only one field of it is written after `all{}` (the
+        // LddwHigh row: liveness then stopped at every lddw).
+        std::array<Facts, kFactRows> all;
+        all.fill(Facts{});
+        all[static_cast<std::size_t>(Op::LddwHigh)].use = 0;
+        all[static_cast<std::size_t>(Op::LddwHigh)].esc = 0;
         for (std::size_t i = 0; i < kOpCount; ++i) {
             const Op op = static_cast<Op>(i);
             Facts& x = all[i];
@@ -455,6 +483,23 @@ const std::array<Facts, kOpCount>& facts() {
                 x.mark = 2;
                 x.frames = true;
             }
+        }
+        for (Facts& x : all) {
+            x.mark_off = x.mark == 1 ? -1 : 0;
+            x.mark_imm = x.mark == 2 ? -1 : 0;
+            x.has_mark = x.mark != 0;
+            x.succ_off = x.succ == 1 ? -1 : 0;
+            x.succ_imm = x.succ == 2 ? -1 : 0;
+            x.has_succ = x.succ != 0;
+            x.falls_mask = x.falls ? 0xffff : 0;
+            x.use_d = (x.use & Facts::kD) ? 0xffff : 0;
+            x.use_s = (x.use & Facts::kS) ? 0xffff : 0;
+            x.use_all = (x.use & Facts::kAll) ? (1u << kNumRegs) - 1 : 0;
+            x.use_exit = (x.use & Facts::kExit) ? 0xffff : 0;
+            x.def_mask = x.def ? 0xffff : 0;
+            x.barrier = x.mark || x.succ || !x.falls || (x.use & (Facts::kAll | Facts::kExit));
+            x.touch_d = (x.use & Facts::kD) || x.def || x.base == Facts::kD ? 0xffff : 0;
+            x.touch_s = (x.use & Facts::kS) || x.base == Facts::kS ? 0xffff : 0;
         }
         return all;
     }();
@@ -501,11 +546,13 @@ struct Emitter : CodeGenerator {
 
     // ── Direct encoding (vm/x86enc.hpp) ──
     uint8_t hw[kNumRegs];   // hardware number of each BPF register's home
-    void put(const x86::X86Code& c) {
-        if (size_ + c.n > maxSize_) throw Xbyak::Error(Xbyak::ERR_CODE_IS_TOO_BIG);   // (compile retries larger)
-        std::memcpy(top_ + size_, c.b, c.n);
-        size_ += c.n;
+    // Encoding in place: here() is where the next bytes go (room for an encoder's widest
+    // writes), put(c) keeps what c encoded there. Nothing else may emit in between.
+    x86::X86Code here() {
+        if (size_ + x86::X86Code::kRoom > maxSize_) throw Xbyak::Error(Xbyak::ERR_CODE_IS_TOO_BIG);   // (compile retries larger)
+        return x86::X86Code(top_ + size_);
     }
+    void put(const x86::X86Code& c) { size_ += c.n; }
 
     bool caller_saved(const Reg64& r) const {
         return r == rax || r == rdi || r == rsi || r == rdx || r == rcx || r == r8;
@@ -535,9 +582,14 @@ struct Emitter : CodeGenerator {
 
     Near& fresh() { return extra.emplace_back(); }
 
+    // The op at q (Invalid past the end); whether q continues straight-line code (no jump lands
+    // there), for the folds.
+    Op op_at(std::size_t q) const { return q < P.ops.size() ? P.ops[q] : Op::Invalid; }
+    bool inside(std::size_t q) const { return q < P.ops.size() && !P.target[q]; }
+
     void rel32_to(const std::size_t& pos) {
         near_refs.push_back({getSize(), &pos});
-        x86::X86Code c;
+        x86::X86Code c = here();
         c.put32(0);
         put(c);
     }
@@ -617,7 +669,7 @@ struct Emitter : CodeGenerator {
     static constexpr uint8_t kJmp = 0xff;
     // A near jmp (cc = kJmp) or jcc to the code of pc, patched by patch_near().
     void jump_pc(uint8_t cc, std::size_t target) {
-        x86::X86Code c;
+        x86::X86Code c = here();
         if (cc == kJmp) {
             c.put(0xe9);
         } else {
@@ -651,7 +703,7 @@ struct Emitter : CodeGenerator {
     // invert_to: jump to that pc when the condition is false instead (branch folding).
     void cond_jump(std::size_t pc, const Insn& in, Cond c, bool is64, bool reg, std::size_t invert_to = SIZE_MAX) {
         const unsigned d = hw[in.dst];
-        x86::X86Code e;
+        x86::X86Code e = here();
         if (c == SET) {
             if (reg) x86::rr(e, is64, x86::kTestRmR, hw[in.src], d);
             else x86::test_ri(e, is64, d, static_cast<uint32_t>(in.imm));
@@ -818,7 +870,7 @@ struct Emitter : CodeGenerator {
     void shift(int kind, bool is64, const Insn& in, bool reg) {
         static constexpr uint8_t ext[] = {x86::kExtShl, x86::kExtShr, x86::kExtSar};
         const unsigned d = hw[in.dst];
-        x86::X86Code c;
+        x86::X86Code c = here();
         if (!reg) {
             const uint8_t s = static_cast<uint8_t>(static_cast<uint32_t>(in.imm) & (is64 ? 63 : 31));
             if (s) x86::shift_ri(c, is64, ext[kind], d, s);
@@ -952,7 +1004,7 @@ struct Emitter : CodeGenerator {
         const auto [base, disp] = unchecked_load[pc] ? std::pair<unsigned, int32_t>{hw[in.src], in.off}
                                                       : operand(pc, in.src, in.off, size, kRead);
         const unsigned d = hw[in.dst];
-        x86::X86Code c;
+        x86::X86Code c = here();
         switch (size) {
         case 1: x86::mem(c, false, sx, sx ? x86::kMovsx8 : x86::kMovzx8, d, base, disp); break;
         case 2: x86::mem(c, false, sx, sx ? x86::kMovsx16 : x86::kMovzx16, d, base, disp); break;
@@ -970,7 +1022,7 @@ struct Emitter : CodeGenerator {
                 return;
             }
         const auto [base, disp] = operand(pc, in.dst, in.off, size, kWrite);
-        x86::X86Code c;
+        x86::X86Code c = here();
         if (reg) {
             const unsigned s = hw[in.src];
             switch (size) {
@@ -1002,7 +1054,7 @@ struct Emitter : CodeGenerator {
 
     void alu(const Insn& in, int kind, bool is64, bool reg) {   // 0 add 1 sub 2 mul 3 or 4 and 5 xor 6 mov
         const unsigned d = hw[in.dst];
-        x86::X86Code c;
+        x86::X86Code c = here();
         if (reg) {
             static constexpr uint16_t op[] = {x86::kAddRmR, x86::kSubRmR, 0, x86::kOrRmR, x86::kAndRmR, x86::kXorRmR, x86::kMovRmR};
             if (kind == 2) x86::rr(c, is64, x86::kImulRRm, d, hw[in.src]);
@@ -1043,28 +1095,25 @@ struct Emitter : CodeGenerator {
     // Returns the instructions consumed from pc.
     std::size_t be16(std::size_t pc) {
         if (!opt(kJitOptBe16)) return 0;
-        const std::size_t n = P.ops.size();
         const auto& I = P.prog.insns;
-        auto op = [&](std::size_t q) { return q < n ? P.ops[q] : Op::Invalid; };
-        auto inside = [&](std::size_t q) { return q < n && !P.target[q]; };
         std::size_t q = pc;
-        const bool addr = opt(kJitOptAddr) && op(pc) == Op::MOV64_REG && I[pc].dst != I[pc].src && op(pc + 1) == Op::ADD64_REG &&
+        const bool addr = opt(kJitOptAddr) && op_at(pc) == Op::MOV64_REG && I[pc].dst != I[pc].src && op_at(pc + 1) == Op::ADD64_REG &&
                           I[pc + 1].dst == I[pc].dst && inside(pc + 1) && inside(pc + 2);
         if (addr) q = pc + 2;
-        if (!(op(q) == Op::LDX_B && op(q + 1) == Op::LDX_B && inside(q + 1) && inside(q + 2) && inside(q + 3) &&
-              (op(q + 2) == Op::LSH32_IMM || op(q + 2) == Op::LSH64_IMM)))
+        if (!(op_at(q) == Op::LDX_B && op_at(q + 1) == Op::LDX_B && inside(q + 1) && inside(q + 2) && inside(q + 3) &&
+              (op_at(q + 2) == Op::LSH32_IMM || op_at(q + 2) == Op::LSH64_IMM)))
             return 0;
         const Insn& a = I[q];
         const Insn& b = I[q + 1];
         const Insn& sh = I[q + 2];
-        const bool masked = (op(q + 3) == Op::AND32_IMM || op(q + 3) == Op::AND64_IMM) && inside(q + 4) && I[q + 3].dst == sh.dst;
+        const bool masked = (op_at(q + 3) == Op::AND32_IMM || op_at(q + 3) == Op::AND64_IMM) && inside(q + 4) && I[q + 3].dst == sh.dst;
         const std::size_t at = q + 3 + (masked ? 1 : 0);
         const Insn& o = I[at];
         // y is the one shifted; either load may come first, and only the second may overwrite
         // the base.
         const Insn& y = sh.dst == a.dst ? a : b;
         const Insn& x = sh.dst == a.dst ? b : a;
-        if (!((op(at) == Op::OR32_REG || op(at) == Op::OR64_REG) && a.src == b.src && a.dst != a.src && sh.imm == 8 &&
+        if (!((op_at(at) == Op::OR32_REG || op_at(at) == Op::OR64_REG) && a.src == b.src && a.dst != a.src && sh.imm == 8 &&
               sh.dst == y.dst && o.dst == y.dst && o.src == x.dst && x.dst != y.dst && x.off == y.off + 1 &&
               !(P.live_out[at] & (1u << x.dst))))
             return 0;
@@ -1110,20 +1159,41 @@ struct Emitter : CodeGenerator {
     // ── Optimisations (unchecked mode) ──
     // Patterns of clang's BPF output that one or two x86 instructions do. A pattern spans
     // instructions no jump lands inside of. Returns the instructions consumed (0: none).
+    // One dispatch on the op, to the patterns it can start (on random code every test of the op
+    // mispredicts).
     std::size_t fuse(std::size_t pc) {
-        const std::size_t n = P.ops.size();
+        switch (P.ops[pc]) {
+        case Op::MOV64_REG:
+            if (const std::size_t k = be16(pc)) return k;
+            if (const std::size_t k = fold_addr(pc)) return k;
+            if (const std::size_t k = fold_lea(pc)) return k;
+            return fold_movzx(pc);
+        case Op::MOV32_REG: return fold_movzx(pc);
+        case Op::LDX_B: return be16(pc);
+        case Op::LDX_DW: return fold_rmw(pc);
+        case Op::ADD64_REG: case Op::XOR64_REG: case Op::OR64_REG: case Op::AND64_REG: case Op::MUL64_REG:
+            return sink(pc) ? 1 : 0;
+#define FOLD_JUMP_ROWS(NAME) case Op::NAME##64_IMM: case Op::NAME##64_REG: case Op::NAME##32_IMM: case Op::NAME##32_REG:
+        FOLD_JUMP_ROWS(JEQ) FOLD_JUMP_ROWS(JNE) FOLD_JUMP_ROWS(JGT) FOLD_JUMP_ROWS(JGE) FOLD_JUMP_ROWS(JLT)
+        FOLD_JUMP_ROWS(JLE) FOLD_JUMP_ROWS(JSGT) FOLD_JUMP_ROWS(JSGE) FOLD_JUMP_ROWS(JSLT) FOLD_JUMP_ROWS(JSLE)
+        FOLD_JUMP_ROWS(JSET)
+#undef FOLD_JUMP_ROWS
+            return fold_branch(pc);
+        default: return 0;
+        }
+    }
+
+    // if (cond) goto +1; goto L  ->  if (!cond) goto L
+    std::size_t fold_branch(std::size_t pc) {
         const auto& I = P.prog.insns;
-        auto op = [&](std::size_t q) { return q < n ? P.ops[q] : Op::Invalid; };
-        auto inside = [&](std::size_t q) { return q < n && !P.target[q]; };
         const Insn& a = I[pc];
-        // if (cond) goto +1; goto L  ->  if (!cond) goto L
-        if (opt(kJitOptBranch) && a.off == 1 && inside(pc + 1) && (op(pc + 1) == Op::JA || op(pc + 1) == Op::JA32)) {
-            const Form f = op_info(op(pc)).form;
+        if (opt(kJitOptBranch) && a.off == 1 && inside(pc + 1) && (op_at(pc + 1) == Op::JA || op_at(pc + 1) == Op::JA32)) {
+            const Form f = op_info(op_at(pc)).form;
             if (f == Form::JCOND_K || f == Form::JCOND_X) {
                 const Insn& j = I[pc + 1];
-                const std::size_t to = pc + 2 + static_cast<std::size_t>(op(pc + 1) == Op::JA ? j.off : j.imm);
+                const std::size_t to = pc + 2 + static_cast<std::size_t>(op_at(pc + 1) == Op::JA ? j.off : j.imm);
                 static const Cond conds[] = {EQ, NE, UGT, UGE, ULT, ULE, SGT, SGE, SLT, SLE, SET};
-                const std::string_view sym = op_info(op(pc)).name;
+                const std::string_view sym = op_info(op_at(pc)).name;
                 const std::size_t k = sym.starts_with("JEQ") ? 0 : sym.starts_with("JNE") ? 1 : sym.starts_with("JGT") ? 2 :
                                       sym.starts_with("JGE") ? 3 : sym.starts_with("JLT") ? 4 : sym.starts_with("JLE") ? 5 :
                                       sym.starts_with("JSGT") ? 6 : sym.starts_with("JSGE") ? 7 : sym.starts_with("JSLT") ? 8 :
@@ -1134,18 +1204,21 @@ struct Emitter : CodeGenerator {
                 }
             }
         }
-        if (const std::size_t k = be16(pc)) return k;
-        if (sink(pc)) return 1;
-        // rX = *(u64 *)(r10 + o); rX op= rY | imm; *(u64 *)(r10 + o) = rX, rX dead after
-        //   ->  op qword [r10 + o], rY | imm   (counters kept on the stack)
-        if (opt(kJitOptRmw) && P.slots.empty() && op(pc) == Op::LDX_DW && a.src == 10 && a.dst != 10 && inside(pc + 1) &&
-            inside(pc + 2) && op(pc + 2) == Op::STX_DW && I[pc + 2].dst == 10 && I[pc + 2].src == a.dst &&
+        return 0;
+    }
+    // rX = *(u64 *)(r10 + o); rX op= rY | imm; *(u64 *)(r10 + o) = rX, rX dead after
+    //   ->  op qword [r10 + o], rY | imm   (counters kept on the stack)
+    std::size_t fold_rmw(std::size_t pc) {
+        const auto& I = P.prog.insns;
+        const Insn& a = I[pc];
+        if (opt(kJitOptRmw) && P.slots.empty() && op_at(pc) == Op::LDX_DW && a.src == 10 && a.dst != 10 && inside(pc + 1) &&
+            inside(pc + 2) && op_at(pc + 2) == Op::STX_DW && I[pc + 2].dst == 10 && I[pc + 2].src == a.dst &&
             I[pc + 2].off == a.off && I[pc + 1].dst == a.dst && !(P.live_out[pc + 2] & (1u << a.dst))) {
             const Insn& m = I[pc + 1];
-            const bool reg = op_info(op(pc + 1)).form == Form::ALU_X;
+            const bool reg = op_info(op_at(pc + 1)).form == Form::ALU_X;
             if (!reg || m.src != a.dst) {
                 const Address slot = qword[R[10] + a.off];
-                switch (op(pc + 1)) {
+                switch (op_at(pc + 1)) {
                 case Op::ADD64_REG: add(slot, R[m.src]); return 3;
                 case Op::SUB64_REG: sub(slot, R[m.src]); return 3;
                 case Op::OR64_REG: or_(slot, R[m.src]); return 3;
@@ -1160,10 +1233,15 @@ struct Emitter : CodeGenerator {
                 }
             }
         }
-        // rS = rB; rS += rC; dst = *(size *)(rS + o), rS dead after  ->  load from [rB + rC + o]
-        if (opt(kJitOptAddr) && op(pc) == Op::MOV64_REG && a.dst != a.src && op(pc + 1) == Op::ADD64_REG && inside(pc + 1) &&
+        return 0;
+    }
+    // rS = rB; rS += rC; dst = *(size *)(rS + o), rS dead after  ->  load from [rB + rC + o]
+    std::size_t fold_addr(std::size_t pc) {
+        const auto& I = P.prog.insns;
+        const Insn& a = I[pc];
+        if (opt(kJitOptAddr) && op_at(pc) == Op::MOV64_REG && a.dst != a.src && op_at(pc + 1) == Op::ADD64_REG && inside(pc + 1) &&
             inside(pc + 2) && I[pc + 1].dst == a.dst) {
-            const Op l = op(pc + 2);
+            const Op l = op_at(pc + 2);
             const Insn& ld = I[pc + 2];
             const uint8_t s_ = a.dst;
             if ((l == Op::LDX_B || l == Op::LDX_H || l == Op::LDX_W || l == Op::LDX_DW) && ld.src == s_ &&
@@ -1182,21 +1260,31 @@ struct Emitter : CodeGenerator {
                 return 3;
             }
         }
-        // rA = rB; rA += rC | imm  ->  lea rA, [rB + rC | imm]
-        if (opt(kJitOptLea) && op(pc) == Op::MOV64_REG && a.dst != a.src && inside(pc + 1) && I[pc + 1].dst == a.dst) {
+        return 0;
+    }
+    // rA = rB; rA += rC | imm  ->  lea rA, [rB + rC | imm]
+    std::size_t fold_lea(std::size_t pc) {
+        const auto& I = P.prog.insns;
+        const Insn& a = I[pc];
+        if (opt(kJitOptLea) && op_at(pc) == Op::MOV64_REG && a.dst != a.src && inside(pc + 1) && I[pc + 1].dst == a.dst) {
             const Insn& b = I[pc + 1];
-            if (op(pc + 1) == Op::ADD64_REG) {
+            if (op_at(pc + 1) == Op::ADD64_REG) {
                 lea(R[a.dst], ptr[R[a.src] + R[b.src == a.dst ? a.src : b.src]]);
                 return 2;
             }
-            if (op(pc + 1) == Op::ADD64_IMM) {
+            if (op_at(pc + 1) == Op::ADD64_IMM) {
                 lea(R[a.dst], ptr[R[a.src] + b.imm]);
                 return 2;
             }
         }
-        // wA = wB; wA &= 0xff | 0xffff  ->  movzx
-        if (opt(kJitOptMovzx) && (op(pc) == Op::MOV32_REG || op(pc) == Op::MOV64_REG) && inside(pc + 1) &&
-            (op(pc + 1) == Op::AND32_IMM || op(pc + 1) == Op::AND64_IMM) && I[pc + 1].dst == a.dst &&
+        return 0;
+    }
+    // wA = wB; wA &= 0xff | 0xffff  ->  movzx
+    std::size_t fold_movzx(std::size_t pc) {
+        const auto& I = P.prog.insns;
+        const Insn& a = I[pc];
+        if (opt(kJitOptMovzx) && (op_at(pc) == Op::MOV32_REG || op_at(pc) == Op::MOV64_REG) && inside(pc + 1) &&
+            (op_at(pc + 1) == Op::AND32_IMM || op_at(pc + 1) == Op::AND64_IMM) && I[pc + 1].dst == a.dst &&
             (I[pc + 1].imm == 0xff || I[pc + 1].imm == 0xffff)) {
             if (I[pc + 1].imm == 0xff) movzx(R[a.dst].cvt32(), R[a.src].cvt8());
             else movzx(R[a.dst].cvt32(), R[a.src].cvt16());
@@ -1219,21 +1307,19 @@ struct Emitter : CodeGenerator {
         // A few instructions ahead at most: the copy ends the accumulator's update.
         for (std::size_t q = pc + 1; q < P.ops.size() && q <= pc + 16 && !P.target[q]; ++q) {
             const Op o = P.ops[q];
-            if (o == Op::LddwHigh) continue;
             const Insn& b = P.prog.insns[q];
-            if (o == Op::MOV64_REG && b.dst == a.src && b.src == a.dst) {
+            if ((o == Op::MOV64_REG) & (b.dst == a.src) & (b.src == a.dst)) {
                 if (P.live_out[q] & (1u << a.dst)) return false;
                 done[q] = 1;
                 alu(Insn{a.code, a.src, a.dst, a.off, a.imm}, op == Op::ADD64_REG ? 0 : op == Op::XOR64_REG ? 5 : op == Op::OR64_REG ? 3 : op == Op::AND64_REG ? 4 : 2,
                     true, true);
                 return true;
             }
-            // Anything that may leave the line, call out, or touch either register stops it.
+            // Anything that may leave the line, call out, or touch either register stops it
+            // (an lddw's second slot touches nothing).
             const Facts& x = fact[static_cast<std::size_t>(o)];
-            if (x.mark || x.succ || !x.falls || (x.use & (Facts::kAll | Facts::kExit))) return false;
-            const auto touched = static_cast<uint16_t>(((x.use & Facts::kD) || x.def || x.base == Facts::kD ? 1u << b.dst : 0) |
-                                                       ((x.use & Facts::kS) || x.base == Facts::kS ? 1u << b.src : 0));
-            if (touched & pair) return false;
+            const auto touched = static_cast<uint16_t>(((1u << b.dst) & x.touch_d) | ((1u << b.src) & x.touch_s));
+            if (x.barrier | ((touched & pair) != 0)) return false;
         }
         return false;
     }
@@ -1718,7 +1804,8 @@ void analyse(Jit::Impl& impl) {
     const auto& form = forms();
     const auto& fact = facts();
     const std::size_t n = ops.size();
-    impl.target.assign(n, 0);
+    // target[n]: where instructions that mark nothing write (no branch to mispredict per op)
+    impl.target.assign(n + 1, 0);
     if (n) impl.target[0] = 1;
     bool frames = false, escape = false, helpers = false, backwards = false;
     // Uses of the 8-byte stack slot at offset -8 * (i + 1), or -1: accessed otherwise.
@@ -1736,59 +1823,65 @@ void analyse(Jit::Impl& impl) {
             else u = -1;
         }
     };
-    // A jump's target (validate() checked every one: inside the program, never an lddw's second half).
+    // A jump's target (validate() checked every one: inside the program, never an lddw's second
+    // half), or n where kind is 0.
     auto target_of = [&](std::size_t pc, uint8_t kind) {
-        return static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + (kind == 1 ? I[pc].off : I[pc].imm));
+        const int64_t rel = kind == 1 ? I[pc].off : I[pc].imm;
+        return kind ? static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + rel) : n;
     };
+    // (through local pointers: a byte store may alias anything, which would reload every field)
+    uint8_t* const mark = impl.target.data();
+    const Insn* const code = I.data();
+    const Op* const op_at = ops.data();
+    bool callx = false;
     for (std::size_t pc = 0; pc < n; ++pc) {
-        const Op op = ops[pc];
-        if (op == Op::LddwHigh) continue;
-        const Insn& in = I[pc];
-        const Facts& x = fact[static_cast<std::size_t>(op)];
-        if (x.mark) {
-            const std::size_t t = target_of(pc, x.mark);
-            impl.target[t] |= t <= pc ? 3 : 1;   // bit 1: a loop head (a jump from below)
-            backwards |= t <= pc;
-        }
+        const Insn in = code[pc];
+        const Facts& x = fact[static_cast<std::size_t>(op_at[pc])];
+        const std::size_t t = rel_target(pc, in, x.mark_off, x.mark_imm, x.has_mark, n);
+        const bool back = t <= pc;
+        mark[t] |= static_cast<uint8_t>(1 | (back << 1));   // bit 1: a loop head (a jump from below)
+        backwards |= back;
         frames |= x.frames;
-        impl.has_callx |= x.callx;
+        callx |= x.callx;
         helpers |= x.helpers;
         const unsigned r10_in = (in.dst == 10 ? Facts::kD : 0) | (in.src == 10 ? Facts::kS : 0);   // fields naming r10
-        // A stack access: how deep (computed for every instruction, no branch to mispredict).
-        const int off = in.off, size = static_cast<int>(code::mem_size(in.code));
-        const bool stack = (x.base & r10_in) && off < 0 && off + size > -static_cast<int>(kStackSize);
-        deepest = std::min(deepest, stack ? std::max(off, -static_cast<int>(kStackSize)) : 0);
-        if (count_slots && (x.base & r10_in)) count(off, static_cast<unsigned>(size));
+        // A stack access: how deep.
+        const int off = in.off, size = static_cast<int>((0x08010204u >> code::size_bits(in.code)) & 0xff);   // mem_size
+        const bool stack = ((x.base & r10_in) != 0) & (off < 0) & (off + size > -static_cast<int>(kStackSize));
+        deepest = std::min(deepest, std::max(off, -static_cast<int>(kStackSize)) & -static_cast<int>(stack));
+        if (count_slots && (x.base & r10_in)) [[unlikely]] count(off, static_cast<unsigned>(size));
         escape |= (x.esc & r10_in) != 0;
     }
+    impl.has_callx = callx;
+    impl.target.resize(n);
     // Liveness, backwards to a fixed point: one pass when no jump goes backwards.
     // An exit reads r0 only where it ends the run, or returns to a caller that (verified) reads
     // no r1-r5 after the call, r6-r9 being restored: in unchecked mode, or in a program without
     // frames. Otherwise (checked, bpf2bpf) the caller may read whatever the callee left.
+    // The fall-through successor is always pc + 1 (an lddw's second slot passes liveness on), its
+    // live-in carried in a register.
     constexpr uint16_t kEvery = (1u << kNumRegs) - 1;
     const uint16_t exit_use = !impl.opts.checked || !frames ? 1 : kEvery;
     impl.live_out.assign(n, 0);
     std::vector<uint16_t> live_in(n + 1, 0);   // live_in[n]: nothing (the successor of no successor)
+    uint16_t* const live_out = impl.live_out.data();
     for (bool changed = true; changed;) {
         changed = false;
+        uint16_t carry = 0;   // live_in[pc + 1]
         for (std::size_t pc = n; pc-- > 0;) {
-            const Op op = ops[pc];
-            if (op == Op::LddwHigh) continue;
-            const Insn& in = I[pc];
-            const Facts& x = fact[static_cast<std::size_t>(op)];
-            const std::size_t next = x.falls ? std::min(pc + x.step, n) : n;
-            const std::size_t jump = x.succ ? target_of(pc, x.succ) : n;
-            const auto out = static_cast<uint16_t>(live_in[next] | live_in[jump]);
+            const Insn in = code[pc];
+            const Facts& x = fact[static_cast<std::size_t>(op_at[pc])];
+            const std::size_t jump = rel_target(pc, in, x.succ_off, x.succ_imm, x.has_succ, n);
+            const auto out = static_cast<uint16_t>((carry & x.falls_mask) | live_in[jump]);
             const auto d = static_cast<uint16_t>(1u << (in.dst & 0xf)), s = static_cast<uint16_t>(1u << (in.src & 0xf));
-            const auto use = static_cast<uint16_t>(((x.use & Facts::kD) ? d : 0) | ((x.use & Facts::kS) ? s : 0) |
-                                                   ((x.use & Facts::kAll) ? kEvery : 0) | ((x.use & Facts::kExit) ? exit_use : 0));
-            const auto lin = static_cast<uint16_t>(use | (x.def ? out & ~d : out));
-            if (out != impl.live_out[pc] || lin != live_in[pc]) {
-                impl.live_out[pc] = out;
-                live_in[pc] = lin;
-                changed = backwards;
-            }
+            const auto use = static_cast<uint16_t>((d & x.use_d) | (s & x.use_s) | x.use_all | (exit_use & x.use_exit));
+            const auto lin = static_cast<uint16_t>(use | (out & ~(d & x.def_mask)));
+            changed |= (out != live_out[pc]) | (lin != live_in[pc]);
+            live_out[pc] = out;
+            live_in[pc] = lin;
+            carry = lin;
         }
+        changed &= backwards;
     }
     // Known-zero high bits (see Emitter::redundant_and), forward to a fixed point over the jumps,
     // joins taking the widest. Programs with frames are left out (a function's entry has callers

@@ -9,23 +9,48 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 namespace bpfsim::vm::x86 {
 
-// The bytes of an instruction or a short sequence, at most 16 (the longest instruction here is
-// 12: REX C7 ModRM SIB disp32 imm32; the JIT's longest sequence, a shift by a register, 12).
+// Where the bytes of an instruction or a short sequence go: straight into the JIT's buffer
+// (building them elsewhere and copying cost a failed store-to-load forward per instruction), or
+// an X86Buf. At most 16 bytes (the longest instruction here is 12: REX C7 ModRM SIB disp32
+// imm32; the JIT's longest sequence, a shift by a register, 12). The encoders choose between
+// lengths without branching: they write a field's widest form and advance by the length it
+// takes (on random code a branch per choice mispredicted half the time), so the destination
+// needs kRoom bytes; put_if appends conditionally.
 struct X86Code {
-    uint8_t b[16];
+    static constexpr unsigned kRoom = 24;
+    uint8_t* b;
     unsigned n = 0;
+    explicit X86Code(uint8_t* at) : b(at) {}
+    X86Code(const X86Code&) = delete;
+    X86Code& operator=(const X86Code&) = delete;
     void put(uint8_t x) { b[n++] = x; }
+    void put_if(uint8_t x, bool keep) {
+        b[n] = x;
+        n += keep;
+    }
     void put16(uint32_t v) {
         put(static_cast<uint8_t>(v));
         put(static_cast<uint8_t>(v >> 8));
     }
     void put32(uint32_t v) {
-        put16(v);
-        put16(v >> 16);
+        std::memcpy(b + n, &v, 4);
+        n += 4;
     }
+    // v's low byte (short) or all four bytes.
+    void put8or32(uint32_t v, bool short_form) {
+        std::memcpy(b + n, &v, 4);
+        n += short_form ? 1 : 4;
+    }
+};
+
+// An X86Code with its own storage (tests).
+struct X86Buf : X86Code {
+    uint8_t store[kRoom]{};
+    X86Buf() : X86Code(store) {}
 };
 
 // Opcodes. Two-byte ones carry the 0x0f escape in the high byte.
@@ -45,22 +70,23 @@ inline bool fits8(int32_t v) { return v == static_cast<int8_t>(v); }
 // (a byte operand in spl, bpl, sil or dil needs it).
 inline void rex(X86Code& c, bool w, unsigned reg, unsigned rm, bool force = false) {
     const auto r = static_cast<uint8_t>(0x40 | (w ? 8 : 0) | ((reg >> 3) & 1) << 2 | ((rm >> 3) & 1));
-    if (r != 0x40 || force) c.put(r);
+    c.put_if(r, (r != 0x40) | force);
 }
 
 inline void opcode(X86Code& c, uint16_t op) {
-    if (op > 0xff) c.put(static_cast<uint8_t>(op >> 8));
+    c.put_if(static_cast<uint8_t>(op >> 8), op > 0xff);
     c.put(static_cast<uint8_t>(op));
 }
 
 // ModRM (and SIB, displacement) of [base + disp]: mod 00 without a displacement unless the
 // base is rbp/r13 (that encoding means rip-relative), disp8 when it fits; rsp/r12 need a SIB.
 inline void mem_operand(X86Code& c, unsigned reg, unsigned base, int32_t disp) {
-    const unsigned mod = disp == 0 && (base & 7) != 5 ? 0 : fits8(disp) ? 1 : 2;
+    const bool none = disp == 0 && (base & 7) != 5, short_form = fits8(disp);
+    const unsigned mod = none ? 0 : short_form ? 1 : 2;
     c.put(static_cast<uint8_t>(mod << 6 | (reg & 7) << 3 | (base & 7)));
-    if ((base & 7) == 4) c.put(0x24);
-    if (mod == 1) c.put(static_cast<uint8_t>(disp));
-    else if (mod == 2) c.put32(static_cast<uint32_t>(disp));
+    c.put_if(0x24, (base & 7) == 4);
+    std::memcpy(c.b + c.n, &disp, 4);
+    c.n += (0x410u >> (4 * mod)) & 0xf;   // 0, 1 or 4 bytes
 }
 
 // op rm, reg (or op reg, rm for kImulRRm, kMovRRm and the movzx/movsx forms): both registers.
@@ -73,35 +99,26 @@ inline void rr(X86Code& c, bool w, uint16_t op, unsigned reg, unsigned rm) {
 // Group-1 op rm, imm (sign-extended: imm8 when it fits; rax's own short form for an imm32).
 inline void ri(X86Code& c, bool w, uint8_t ext, unsigned rm, int32_t imm) {
     rex(c, w, 0, rm);
-    if (rm == 0 && !fits8(imm)) {
-        c.put(static_cast<uint8_t>(ext << 3 | 5));
-        c.put32(static_cast<uint32_t>(imm));
-        return;
-    }
-    c.put(fits8(imm) ? 0x83 : 0x81);
-    c.put(static_cast<uint8_t>(0xc0 | ext << 3 | (rm & 7)));
-    if (fits8(imm)) c.put(static_cast<uint8_t>(imm));
-    else c.put32(static_cast<uint32_t>(imm));
+    const bool short_imm = fits8(imm), acc = rm == 0 && !short_imm;
+    c.put(static_cast<uint8_t>(acc ? ext << 3 | 5 : short_imm ? 0x83 : 0x81));
+    c.put_if(static_cast<uint8_t>(0xc0 | ext << 3 | (rm & 7)), !acc);
+    c.put8or32(static_cast<uint32_t>(imm), short_imm);
 }
 
 // imul reg, rm, imm.
 inline void imul_ri(X86Code& c, bool w, unsigned reg, unsigned rm, int32_t imm) {
     rex(c, w, reg, rm);
-    c.put(fits8(imm) ? 0x6b : 0x69);
+    const bool short_imm = fits8(imm);
+    c.put(short_imm ? 0x6b : 0x69);
     c.put(static_cast<uint8_t>(0xc0 | (reg & 7) << 3 | (rm & 7)));
-    if (fits8(imm)) c.put(static_cast<uint8_t>(imm));
-    else c.put32(static_cast<uint32_t>(imm));
+    c.put8or32(static_cast<uint32_t>(imm), short_imm);
 }
 
 // test rm, imm32 (sign-extended in 64-bit form; rax's short form).
 inline void test_ri(X86Code& c, bool w, unsigned rm, uint32_t imm) {
     rex(c, w, 0, rm);
-    if (rm == 0) {
-        c.put(0xa9);
-    } else {
-        c.put(0xf7);
-        c.put(static_cast<uint8_t>(0xc0 | (rm & 7)));
-    }
+    c.put(rm == 0 ? 0xa9 : 0xf7);
+    c.put_if(static_cast<uint8_t>(0xc0 | (rm & 7)), rm != 0);
     c.put32(imm);
 }
 
@@ -110,7 +127,7 @@ inline void shift_ri(X86Code& c, bool w, uint8_t ext, unsigned rm, uint8_t count
     rex(c, w, 0, rm);
     c.put(count == 1 ? 0xd1 : 0xc1);
     c.put(static_cast<uint8_t>(0xc0 | ext << 3 | (rm & 7)));
-    if (count != 1) c.put(count);
+    c.put_if(count, count != 1);
 }
 
 // Shift rm by cl.
@@ -138,17 +155,17 @@ inline void mov_ri32(X86Code& c, unsigned rd, uint32_t imm) {
     c.put32(imm);
 }
 inline void mov_ri64(X86Code& c, unsigned rd, int32_t imm) {
-    if (imm >= 0) return mov_ri32(c, rd, static_cast<uint32_t>(imm));   // the same value, shorter
-    rex(c, true, 0, rd);
-    c.put(0xc7);
-    c.put(static_cast<uint8_t>(0xc0 | (rd & 7)));
+    const bool pos = imm >= 0;   // mov r32, imm32: the same value, shorter
+    rex(c, !pos, 0, rd);
+    c.put(static_cast<uint8_t>(pos ? 0xb8 | (rd & 7) : 0xc7));
+    c.put_if(static_cast<uint8_t>(0xc0 | (rd & 7)), !pos);
     c.put32(static_cast<uint32_t>(imm));
 }
 
 // A load or store of `size` bytes between reg and [base + disp]: op is the form's opcode
 // (kMovRRm, kMovzx8, kMovRmR8 ...); p66 the operand-size prefix of 16-bit stores.
 inline void mem(X86Code& c, bool p66, bool w, uint16_t op, unsigned reg, unsigned base, int32_t disp) {
-    if (p66) c.put(0x66);
+    c.put_if(0x66, p66);
     rex(c, w, reg, base, op == kMovRmR8 && reg >= 4 && reg < 8);
     opcode(c, op);
     mem_operand(c, reg, base, disp);
@@ -156,13 +173,12 @@ inline void mem(X86Code& c, bool p66, bool w, uint16_t op, unsigned reg, unsigne
 
 // mov size ptr [base + disp], imm (64-bit: sign-extended imm32).
 inline void store_imm(X86Code& c, unsigned size, unsigned base, int32_t disp, int32_t imm) {
-    if (size == 2) c.put(0x66);
+    c.put_if(0x66, size == 2);
     rex(c, size == 8, 0, base);
     c.put(size == 1 ? 0xc6 : 0xc7);
     mem_operand(c, 0, base, disp);
-    if (size == 1) c.put(static_cast<uint8_t>(imm));
-    else if (size == 2) c.put16(static_cast<uint32_t>(imm));
-    else c.put32(static_cast<uint32_t>(imm));
+    std::memcpy(c.b + c.n, &imm, 4);
+    c.n += size < 4 ? size : 4;
 }
 
 }  // namespace bpfsim::vm::x86
