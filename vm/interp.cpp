@@ -459,8 +459,17 @@ Result<Validated> validate(const Program& prog, const HelperTable& helpers) {
                             where(last));
         }
         // Everything an engine would have to resolve at run time is resolved now.
+        static const std::array<bool, kOpCount + 1> resolve = [] {   // ops checked below (LddwHigh: none)
+            std::array<bool, kOpCount + 1> r;
+            r.fill(false);
+            for (const Op op : {Op::LDDW_MAP_FD, Op::LDDW_MAP_VALUE, Op::LDDW_BTF_ID, Op::LDDW_MAP_IDX, Op::LDDW_MAP_IDX_VALUE,
+                                Op::CALL_HELPER})
+                r[static_cast<std::size_t>(op)] = true;
+            return r;
+        }();
         for (std::size_t pc = 0; pc < n; ++pc) {
             const Op op = ops[pc];
+            if (!resolve[static_cast<std::size_t>(op)]) continue;   // (one predictable branch, not a switch)
             switch (op) {
             case Op::LDDW_MAP_FD:
             case Op::LDDW_MAP_VALUE:

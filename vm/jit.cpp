@@ -135,7 +135,7 @@ struct Jit::Impl {
     std::vector<uint32_t> upto, credit;
     uint8_t* code = nullptr;
     std::size_t code_len = 0, code_used = 0;
-    std::vector<uint64_t> pc_addr;
+    std::vector<std::size_t> pc_off;    // code offset of each pc (callx enters there)
     uint64_t entry_addr = 0;             // where a run or a tail call enters (before pc 0)
     // Unchecked-mode analysis (see "Optimisations"): registers live after each pc, jump
     // targets, and the stack slots (offsets from r10) kept in registers.
@@ -342,7 +342,7 @@ uint64_t cb_callx(Ctx* c, uint64_t v, uint64_t pc) {
                 budget_trap(c, t);
                 return 1;
             }
-            return self->pc_addr[t];
+            return reinterpret_cast<uint64_t>(self->code) + self->pc_off[t];
         }
         const Helper* h = v <= 0x7fffffffull ? self->helpers.find(static_cast<int32_t>(v)) : nullptr;
         if (!h) {
@@ -395,15 +395,14 @@ using namespace Xbyak::util;
 
 enum Cond { EQ, NE, UGT, UGE, ULT, ULE, SGT, SGE, SLT, SLE, SET };
 
-// Forms by op, without a call per instruction.
-const std::array<Form, kOpCount>& forms() {
-    static const std::array<Form, kOpCount> t = [] {
-        std::array<Form, kOpCount> f{};
-        for (std::size_t i = 0; i < kOpCount; ++i) f[i] = op_info(static_cast<Op>(i)).form;
-        return f;
-    }();
-    return t;
-}
+// Forms by op, from the opcode table itself: no call per instruction, and known at compile
+// time (the folds are chosen by them).
+constexpr Form kForms[] = {
+#define BPF_OP(ID, CODE, DISC, DVAL, FORM, MNEM, SYM) Form::FORM,
+#include "vm/opcodes.def"
+#undef BPF_OP
+};
+static_assert(std::size(kForms) == kOpCount);
 
 // What the analysis needs of each op, looked up instead of switched on: on a large program the
 // switches' mispredictions were most of the analysis time.
@@ -1159,27 +1158,32 @@ struct Emitter : CodeGenerator {
     // ── Optimisations (unchecked mode) ──
     // Patterns of clang's BPF output that one or two x86 instructions do. A pattern spans
     // instructions no jump lands inside of. Returns the instructions consumed (0: none).
-    // One dispatch on the op, to the patterns it can start (on random code every test of the op
-    // mispredicts).
-    std::size_t fuse(std::size_t pc) {
-        switch (P.ops[pc]) {
-        case Op::MOV64_REG:
+    // The patterns an op can start, chosen at compile time: emit() tries them in the case of
+    // its op (on random code a dispatch of its own on the op mispredicted nearly every time).
+    // Returns the instructions consumed (0: none).
+    template <Op O>
+    std::size_t fold_at(std::size_t pc) {
+        constexpr Form f = kForms[static_cast<std::size_t>(O)];
+        if constexpr (O == Op::MOV64_REG) {
             if (const std::size_t k = be16(pc)) return k;
             if (const std::size_t k = fold_addr(pc)) return k;
             if (const std::size_t k = fold_lea(pc)) return k;
             return fold_movzx(pc);
-        case Op::MOV32_REG: return fold_movzx(pc);
-        case Op::LDX_B: return be16(pc);
-        case Op::LDX_DW: return fold_rmw(pc);
-        case Op::ADD64_REG: case Op::XOR64_REG: case Op::OR64_REG: case Op::AND64_REG: case Op::MUL64_REG:
+        } else if constexpr (O == Op::MOV32_REG) {
+            return fold_movzx(pc);
+        } else if constexpr (O == Op::LDX_B) {
+            return be16(pc);
+        } else if constexpr (O == Op::LDX_DW) {
+            return fold_rmw(pc);
+        } else if constexpr (O == Op::ADD64_REG || O == Op::XOR64_REG || O == Op::OR64_REG || O == Op::AND64_REG ||
+                             O == Op::MUL64_REG) {
             return sink(pc) ? 1 : 0;
-#define FOLD_JUMP_ROWS(NAME) case Op::NAME##64_IMM: case Op::NAME##64_REG: case Op::NAME##32_IMM: case Op::NAME##32_REG:
-        FOLD_JUMP_ROWS(JEQ) FOLD_JUMP_ROWS(JNE) FOLD_JUMP_ROWS(JGT) FOLD_JUMP_ROWS(JGE) FOLD_JUMP_ROWS(JLT)
-        FOLD_JUMP_ROWS(JLE) FOLD_JUMP_ROWS(JSGT) FOLD_JUMP_ROWS(JSGE) FOLD_JUMP_ROWS(JSLT) FOLD_JUMP_ROWS(JSLE)
-        FOLD_JUMP_ROWS(JSET)
-#undef FOLD_JUMP_ROWS
+        } else if constexpr (O == Op::AND32_IMM || O == Op::AND64_IMM) {
+            return redundant_and(pc) ? 1 : 0;   // nothing to emit
+        } else if constexpr (f == Form::JCOND_K || f == Form::JCOND_X) {
             return fold_branch(pc);
-        default: return 0;
+        } else {
+            return 0;
         }
     }
 
@@ -1211,9 +1215,13 @@ struct Emitter : CodeGenerator {
     std::size_t fold_rmw(std::size_t pc) {
         const auto& I = P.prog.insns;
         const Insn& a = I[pc];
-        if (opt(kJitOptRmw) && P.slots.empty() && op_at(pc) == Op::LDX_DW && a.src == 10 && a.dst != 10 && inside(pc + 1) &&
-            inside(pc + 2) && op_at(pc + 2) == Op::STX_DW && I[pc + 2].dst == 10 && I[pc + 2].src == a.dst &&
-            I[pc + 2].off == a.off && I[pc + 1].dst == a.dst && !(P.live_out[pc + 2] & (1u << a.dst))) {
+        if (!opt(kJitOptRmw) || !P.slots.empty() || pc + 2 >= P.ops.size()) return 0;
+        // (the shape tested with one branch: each test alone mispredicts on random code)
+        const Insn& w = I[pc + 2];
+        const bool shape = (op_at(pc) == Op::LDX_DW) & (a.src == 10) & (a.dst != 10) & !P.target[pc + 1] & !P.target[pc + 2] &
+                           (P.ops[pc + 2] == Op::STX_DW) & (w.dst == 10) & (w.src == a.dst) & (w.off == a.off) &
+                           (I[pc + 1].dst == a.dst);
+        if (shape && !(P.live_out[pc + 2] & (1u << a.dst))) {
             const Insn& m = I[pc + 1];
             const bool reg = op_info(op_at(pc + 1)).form == Form::ALU_X;
             if (!reg || m.src != a.dst) {
@@ -1393,8 +1401,10 @@ struct Emitter : CodeGenerator {
         return last;
     }
 
-    // Emits the instruction at pc; with probe set only says whether op has an emitter.
-    bool emit(std::size_t pc, Op op, bool probe);
+    // Emits the instruction at pc, or with fold set the pattern of several starting there;
+    // returns the instructions consumed. With probe set only says whether op has an emitter (1)
+    // or not (0).
+    std::size_t emit(std::size_t pc, Op op, bool probe, bool fold = false);
 
     void generate() {
         const std::size_t n = P.prog.insns.size();
@@ -1422,13 +1432,16 @@ struct Emitter : CodeGenerator {
         // A run or a tail call enters here: promoted stack slots come from the stack.
         L(L_entry);
         reload();
+        const auto& fact = facts();
+        const bool align = opt(kJitOptAlign);
         for (std::size_t pc = 0; pc < n; ++pc) {
             // Loop heads start a 16-byte fetch block (the code is copied to a page start), and so
             // do targets only jumps reach, where the padding never runs.
-            if (P.target[pc] && opt(kJitOptAlign) && getSize() % 16) {
-                const Op prev = pc > 0 ? P.ops[pc - 1] : Op::LddwHigh;   // (pc 0, an lddw: fall-through)
-                if ((P.target[pc] & 2) || (prev != Op::LddwHigh && !facts()[static_cast<std::size_t>(prev)].falls)) pad16();
-            }
+            // (One branch, rarely taken: a test of target[pc] alone mispredicts on branchy code.
+            // pc 0 and an lddw's second slot fall through.)
+            const Op prev = pc > 0 ? P.ops[pc - 1] : Op::LddwHigh;
+            const bool gap = !fact[static_cast<std::size_t>(prev)].falls;
+            if ((((P.target[pc] >> 1) | (P.target[pc] & gap)) & 1) && align && getSize() % 16) pad16();
             pc_off[pc] = getSize();
             const Op op = P.ops[pc];
             if (op == Op::LddwHigh || done[pc]) continue;
@@ -1436,16 +1449,13 @@ struct Emitter : CodeGenerator {
                 pc = last;
                 continue;
             }
-            if (const std::size_t k = fuse(pc)) {   // the pcs inside start where the pattern does
-                for (std::size_t q = pc + 1; q < pc + k; ++q) pc_off[q] = pc_off[pc];
-                pc += k - 1;
-                continue;
-            }
-            if (redundant_and(pc)) continue;
+            // (every op that starts a fold is clean: no wrapping around one)
             const bool wrap = !P.slots.empty() && !clean(op, P.prog.insns[pc]);
             if (wrap) spill();
-            emit(pc, op, false);
+            const std::size_t k = emit(pc, op, false, on != 0);
             if (wrap && op != Op::EXIT && op != Op::CALL_KFUNC) reload();
+            for (std::size_t q = pc + 1; q < pc + k; ++q) pc_off[q] = pc_off[pc];   // inside a fold: where it starts
+            pc += k - 1;
         }
 
         // Shared tails.
@@ -1525,39 +1535,41 @@ struct Emitter : CodeGenerator {
     }
 };
 
-bool Emitter::emit(std::size_t pc, Op op, bool probe) {
+std::size_t Emitter::emit(std::size_t pc, Op op, bool probe, bool fold) {
     const Insn in = probe ? Insn{} : P.prog.insns[pc];
     const Reg64& d = R[in.dst & 0xf];
     const Reg64& s = R[in.src & 0xf];
-#define ALU_ROWS(NAME, K)                                                        \
-    case Op::NAME##64_IMM: if (!probe) alu(in, K, true, false); return true;     \
-    case Op::NAME##64_REG: if (!probe) alu(in, K, true, true); return true;      \
-    case Op::NAME##32_IMM: if (!probe) alu(in, K, false, false); return true;    \
-    case Op::NAME##32_REG: if (!probe) alu(in, K, false, true); return true;
+    // A fold's first instruction tries it first (fold_at: nothing for most ops, at compile time).
+#define FOLD(OP) if (fold) if (const std::size_t k_ = fold_at<OP>(pc)) return k_;
+#define ALU_ROWS(NAME, K)                                                                                   \
+    case Op::NAME##64_IMM: if (!probe) { FOLD(Op::NAME##64_IMM) alu(in, K, true, false); } return 1;     \
+    case Op::NAME##64_REG: if (!probe) { FOLD(Op::NAME##64_REG) alu(in, K, true, true); } return 1;      \
+    case Op::NAME##32_IMM: if (!probe) { FOLD(Op::NAME##32_IMM) alu(in, K, false, false); } return 1;    \
+    case Op::NAME##32_REG: if (!probe) { FOLD(Op::NAME##32_REG) alu(in, K, false, true); } return 1;
 #define SHIFT_ROWS(NAME, K)                                                      \
-    case Op::NAME##64_IMM: if (!probe) shift(K, true, in, false); return true;   \
-    case Op::NAME##64_REG: if (!probe) shift(K, true, in, true); return true;    \
-    case Op::NAME##32_IMM: if (!probe) shift(K, false, in, false); return true;  \
-    case Op::NAME##32_REG: if (!probe) shift(K, false, in, true); return true;
+    case Op::NAME##64_IMM: if (!probe) shift(K, true, in, false); return 1;   \
+    case Op::NAME##64_REG: if (!probe) shift(K, true, in, true); return 1;    \
+    case Op::NAME##32_IMM: if (!probe) shift(K, false, in, false); return 1;  \
+    case Op::NAME##32_REG: if (!probe) shift(K, false, in, true); return 1;
 #define DIV_ROWS(SUF, REG)                                                                  \
-    case Op::DIV64_##SUF: if (!probe) divmod(true, false, false, in, REG); return true;     \
-    case Op::MOD64_##SUF: if (!probe) divmod(true, false, true, in, REG); return true;      \
-    case Op::DIV32_##SUF: if (!probe) divmod(false, false, false, in, REG); return true;    \
-    case Op::MOD32_##SUF: if (!probe) divmod(false, false, true, in, REG); return true;     \
-    case Op::SDIV64_##SUF: if (!probe) divmod(true, true, false, in, REG); return true;     \
-    case Op::SMOD64_##SUF: if (!probe) divmod(true, true, true, in, REG); return true;      \
-    case Op::SDIV32_##SUF: if (!probe) divmod(false, true, false, in, REG); return true;    \
-    case Op::SMOD32_##SUF: if (!probe) divmod(false, true, true, in, REG); return true;
-#define JUMP_ROWS(NAME, C)                                                                  \
-    case Op::NAME##64_IMM: if (!probe) cond_jump(pc, in, C, true, false); return true;      \
-    case Op::NAME##64_REG: if (!probe) cond_jump(pc, in, C, true, true); return true;       \
-    case Op::NAME##32_IMM: if (!probe) cond_jump(pc, in, C, false, false); return true;     \
-    case Op::NAME##32_REG: if (!probe) cond_jump(pc, in, C, false, true); return true;
+    case Op::DIV64_##SUF: if (!probe) divmod(true, false, false, in, REG); return 1;     \
+    case Op::MOD64_##SUF: if (!probe) divmod(true, false, true, in, REG); return 1;      \
+    case Op::DIV32_##SUF: if (!probe) divmod(false, false, false, in, REG); return 1;    \
+    case Op::MOD32_##SUF: if (!probe) divmod(false, false, true, in, REG); return 1;     \
+    case Op::SDIV64_##SUF: if (!probe) divmod(true, true, false, in, REG); return 1;     \
+    case Op::SMOD64_##SUF: if (!probe) divmod(true, true, true, in, REG); return 1;      \
+    case Op::SDIV32_##SUF: if (!probe) divmod(false, true, false, in, REG); return 1;    \
+    case Op::SMOD32_##SUF: if (!probe) divmod(false, true, true, in, REG); return 1;
+#define JUMP_ROWS(NAME, C)                                                                                   \
+    case Op::NAME##64_IMM: if (!probe) { FOLD(Op::NAME##64_IMM) cond_jump(pc, in, C, true, false); } return 1;   \
+    case Op::NAME##64_REG: if (!probe) { FOLD(Op::NAME##64_REG) cond_jump(pc, in, C, true, true); } return 1;    \
+    case Op::NAME##32_IMM: if (!probe) { FOLD(Op::NAME##32_IMM) cond_jump(pc, in, C, false, false); } return 1;  \
+    case Op::NAME##32_REG: if (!probe) { FOLD(Op::NAME##32_REG) cond_jump(pc, in, C, false, true); } return 1;
 #define RMW_ROWS(NAME, K)                                                                          \
-    case Op::ATOMIC_##NAME##64: if (!probe) atomic_rmw(pc, in, K, true, false); return true;       \
-    case Op::ATOMIC_##NAME##32: if (!probe) atomic_rmw(pc, in, K, false, false); return true;      \
-    case Op::ATOMIC_FETCH_##NAME##64: if (!probe) atomic_rmw(pc, in, K, true, true); return true;  \
-    case Op::ATOMIC_FETCH_##NAME##32: if (!probe) atomic_rmw(pc, in, K, false, true); return true;
+    case Op::ATOMIC_##NAME##64: if (!probe) atomic_rmw(pc, in, K, true, false); return 1;       \
+    case Op::ATOMIC_##NAME##32: if (!probe) atomic_rmw(pc, in, K, false, false); return 1;      \
+    case Op::ATOMIC_FETCH_##NAME##64: if (!probe) atomic_rmw(pc, in, K, true, true); return 1;  \
+    case Op::ATOMIC_FETCH_##NAME##32: if (!probe) atomic_rmw(pc, in, K, false, true); return 1;
     switch (op) {
     ALU_ROWS(ADD, 0)
     ALU_ROWS(SUB, 1)
@@ -1591,30 +1603,30 @@ bool Emitter::emit(std::size_t pc, Op op, bool probe) {
 #undef DIV_ROWS
 #undef JUMP_ROWS
 #undef RMW_ROWS
-    case Op::NEG64: if (!probe) neg(d); return true;
-    case Op::NEG32: if (!probe) neg(d.cvt32()); return true;
-    case Op::MOVSX8_64: if (!probe) movsx(d, s.cvt8()); return true;
-    case Op::MOVSX16_64: if (!probe) movsx(d, s.cvt16()); return true;
-    case Op::MOVSX32_64: if (!probe) movsxd(d, s.cvt32()); return true;
-    case Op::MOVSX8_32: if (!probe) movsx(d.cvt32(), s.cvt8()); return true;
-    case Op::MOVSX16_32: if (!probe) movsx(d.cvt32(), s.cvt16()); return true;
-    case Op::LE16: if (!probe) movzx(d.cvt32(), d.cvt16()); return true;
-    case Op::LE32: if (!probe) mov(d.cvt32(), d.cvt32()); return true;
-    case Op::LE64: return true;
+    case Op::NEG64: if (!probe) neg(d); return 1;
+    case Op::NEG32: if (!probe) neg(d.cvt32()); return 1;
+    case Op::MOVSX8_64: if (!probe) movsx(d, s.cvt8()); return 1;
+    case Op::MOVSX16_64: if (!probe) movsx(d, s.cvt16()); return 1;
+    case Op::MOVSX32_64: if (!probe) movsxd(d, s.cvt32()); return 1;
+    case Op::MOVSX8_32: if (!probe) movsx(d.cvt32(), s.cvt8()); return 1;
+    case Op::MOVSX16_32: if (!probe) movsx(d.cvt32(), s.cvt16()); return 1;
+    case Op::LE16: if (!probe) movzx(d.cvt32(), d.cvt16()); return 1;
+    case Op::LE32: if (!probe) mov(d.cvt32(), d.cvt32()); return 1;
+    case Op::LE64: return 1;
     case Op::BE16:
     case Op::BSWAP16:
         if (!probe) {
             ror(d.cvt16(), 8);
             movzx(d.cvt32(), d.cvt16());
         }
-        return true;
+        return 1;
     case Op::BE32:
-    case Op::BSWAP32: if (!probe) bswap(d.cvt32()); return true;
+    case Op::BSWAP32: if (!probe) bswap(d.cvt32()); return 1;
     case Op::BE64:
-    case Op::BSWAP64: if (!probe) bswap(d); return true;
+    case Op::BSWAP64: if (!probe) bswap(d); return 1;
 
-    case Op::JA: if (!probe) charge_and_jump(pc, pc + 1 + in.off); return true;
-    case Op::JA32: if (!probe) charge_and_jump(pc, pc + 1 + in.imm); return true;
+    case Op::JA: if (!probe) charge_and_jump(pc, pc + 1 + in.off); return 1;
+    case Op::JA32: if (!probe) charge_and_jump(pc, pc + 1 + in.imm); return 1;
     case Op::MAY_GOTO:
         if (!probe) {
             Near& count = fresh();
@@ -1624,7 +1636,7 @@ bool Emitter::emit(std::size_t pc, Op op, bool probe) {
             L(count);
             dec(qword[r12 + CTX(loops)]);
         }
-        return true;
+        return 1;
 
     case Op::CALL_HELPER:
         if (!probe) {
@@ -1632,7 +1644,7 @@ bool Emitter::emit(std::size_t pc, Op op, bool probe) {
             if (!h) throw Error(ErrorCode::Internal, fmt::format("jit: helper #{} vanished", in.imm));
             helper_call(pc, h->fn, false);
         }
-        return true;
+        return 1;
     case Op::CALL_LOCAL:
         if (!probe) {
             const std::size_t t = pc + 1 + in.imm;
@@ -1646,7 +1658,7 @@ bool Emitter::emit(std::size_t pc, Op op, bool probe) {
             L(ret);
             budget_check(pc + 1);
         }
-        return true;
+        return 1;
     case Op::CALLX:
         if (!probe) {
             if (checked) sub(r9, P.upto[pc]);
@@ -1668,8 +1680,8 @@ bool Emitter::emit(std::size_t pc, Op op, bool probe) {
             budget_check(pc + 1);
             L(after);
         }
-        return true;
-    case Op::CALL_KFUNC: if (!probe) jmp(trap(pc, TrapKind::BadCall), T_NEAR); return true;
+        return 1;
+    case Op::CALL_KFUNC: if (!probe) jmp(trap(pc, TrapKind::BadCall), T_NEAR); return 1;
     case Op::EXIT:
         if (!probe) {
             if (checked) sub(r9, P.charge[pc]);
@@ -1678,44 +1690,44 @@ bool Emitter::emit(std::size_t pc, Op op, bool probe) {
             budget_check(pc);
             jmp(L_finish, T_NEAR);
         }
-        return true;
+        return 1;
 
     case Op::LDDW:
         if (!probe) mov(d, (uint64_t(uint32_t(P.prog.insns[pc + 1].imm)) << 32) | uint32_t(in.imm));
-        return true;
+        return 1;
     case Op::LDDW_FUNC:
         if (!probe) mov(d, kFuncPtrTag | static_cast<uint64_t>(pc + 1 + in.imm));
-        return true;
+        return 1;
     case Op::LDDW_MAP_FD:
     case Op::LDDW_MAP_VALUE:
     case Op::LDDW_BTF_ID:
     case Op::LDDW_MAP_IDX:
     case Op::LDDW_MAP_IDX_VALUE:
         if (!probe) throw Error(ErrorCode::Unsupported, fmt::format("jit: unresolved lddw at pc {}", pc));
-        return true;   // rejected by validation, as in the interpreter
+        return 1;   // rejected by validation, as in the interpreter
 
-    case Op::LDABS_B: if (!probe) ld_pkt(pc, in, 1, false); return true;
-    case Op::LDABS_H: if (!probe) ld_pkt(pc, in, 2, false); return true;
-    case Op::LDABS_W: if (!probe) ld_pkt(pc, in, 4, false); return true;
-    case Op::LDIND_B: if (!probe) ld_pkt(pc, in, 1, true); return true;
-    case Op::LDIND_H: if (!probe) ld_pkt(pc, in, 2, true); return true;
-    case Op::LDIND_W: if (!probe) ld_pkt(pc, in, 4, true); return true;
+    case Op::LDABS_B: if (!probe) ld_pkt(pc, in, 1, false); return 1;
+    case Op::LDABS_H: if (!probe) ld_pkt(pc, in, 2, false); return 1;
+    case Op::LDABS_W: if (!probe) ld_pkt(pc, in, 4, false); return 1;
+    case Op::LDIND_B: if (!probe) ld_pkt(pc, in, 1, true); return 1;
+    case Op::LDIND_H: if (!probe) ld_pkt(pc, in, 2, true); return 1;
+    case Op::LDIND_W: if (!probe) ld_pkt(pc, in, 4, true); return 1;
 
-    case Op::LDX_B: if (!probe) load(pc, in, 1, false); return true;
-    case Op::LDX_H: if (!probe) load(pc, in, 2, false); return true;
-    case Op::LDX_W: if (!probe) load(pc, in, 4, false); return true;
-    case Op::LDX_DW: if (!probe) load(pc, in, 8, false); return true;
-    case Op::LDXS_B: if (!probe) load(pc, in, 1, true); return true;
-    case Op::LDXS_H: if (!probe) load(pc, in, 2, true); return true;
-    case Op::LDXS_W: if (!probe) load(pc, in, 4, true); return true;
-    case Op::ST_B: if (!probe) store(pc, in, 1, false); return true;
-    case Op::ST_H: if (!probe) store(pc, in, 2, false); return true;
-    case Op::ST_W: if (!probe) store(pc, in, 4, false); return true;
-    case Op::ST_DW: if (!probe) store(pc, in, 8, false); return true;
-    case Op::STX_B: if (!probe) store(pc, in, 1, true); return true;
-    case Op::STX_H: if (!probe) store(pc, in, 2, true); return true;
-    case Op::STX_W: if (!probe) store(pc, in, 4, true); return true;
-    case Op::STX_DW: if (!probe) store(pc, in, 8, true); return true;
+    case Op::LDX_B: if (!probe) { FOLD(Op::LDX_B) load(pc, in, 1, false); } return 1;
+    case Op::LDX_H: if (!probe) load(pc, in, 2, false); return 1;
+    case Op::LDX_W: if (!probe) load(pc, in, 4, false); return 1;
+    case Op::LDX_DW: if (!probe) { FOLD(Op::LDX_DW) load(pc, in, 8, false); } return 1;
+    case Op::LDXS_B: if (!probe) load(pc, in, 1, true); return 1;
+    case Op::LDXS_H: if (!probe) load(pc, in, 2, true); return 1;
+    case Op::LDXS_W: if (!probe) load(pc, in, 4, true); return 1;
+    case Op::ST_B: if (!probe) store(pc, in, 1, false); return 1;
+    case Op::ST_H: if (!probe) store(pc, in, 2, false); return 1;
+    case Op::ST_W: if (!probe) store(pc, in, 4, false); return 1;
+    case Op::ST_DW: if (!probe) store(pc, in, 8, false); return 1;
+    case Op::STX_B: if (!probe) store(pc, in, 1, true); return 1;
+    case Op::STX_H: if (!probe) store(pc, in, 2, true); return 1;
+    case Op::STX_W: if (!probe) store(pc, in, 4, true); return 1;
+    case Op::STX_DW: if (!probe) store(pc, in, 8, true); return 1;
 
     case Op::ATOMIC_XCHG64:
     case Op::ATOMIC_XCHG32:
@@ -1726,7 +1738,7 @@ bool Emitter::emit(std::size_t pc, Op op, bool probe) {
             if (is64) xchg(qword[r10], s);
             else xchg(dword[r10], s.cvt32());
         }
-        return true;
+        return 1;
     case Op::ATOMIC_CMPXCHG64:
     case Op::ATOMIC_CMPXCHG32:
         if (!probe) {
@@ -1751,7 +1763,7 @@ bool Emitter::emit(std::size_t pc, Op op, bool probe) {
                 mov(rax, r11);
             }
         }
-        return true;
+        return 1;
     case Op::LOAD_ACQ_B:
     case Op::LOAD_ACQ_H:
     case Op::LOAD_ACQ_W:
@@ -1767,7 +1779,7 @@ bool Emitter::emit(std::size_t pc, Op op, bool probe) {
             default: mov(d, qword[r10]); break;
             }
         }
-        return true;
+        return 1;
     case Op::STORE_REL_B:
     case Op::STORE_REL_H:
     case Op::STORE_REL_W:
@@ -1783,12 +1795,13 @@ bool Emitter::emit(std::size_t pc, Op op, bool probe) {
             default: mov(qword[r10], s); break;
             }
         }
-        return true;
+        return 1;
     case Op::Count:   // not instructions
     case Op::Invalid:
-        return false;
+        return 0;
     }
-    return false;
+#undef FOLD
+    return 0;
 }
 
 }  // namespace
@@ -1801,11 +1814,10 @@ namespace {
 void analyse(Jit::Impl& impl) {
     const std::vector<Op>& ops = impl.ops;
     const std::vector<Insn>& I = impl.prog.insns;
-    const auto& form = forms();
+    const auto& form = kForms;
     const auto& fact = facts();
     const std::size_t n = ops.size();
-    // target[n]: where instructions that mark nothing write (no branch to mispredict per op)
-    impl.target.assign(n + 1, 0);
+    impl.target.assign(n, 0);
     if (n) impl.target[0] = 1;
     bool frames = false, escape = false, helpers = false, backwards = false;
     // Uses of the 8-byte stack slot at offset -8 * (i + 1), or -1: accessed otherwise.
@@ -1829,18 +1841,46 @@ void analyse(Jit::Impl& impl) {
         const int64_t rel = kind == 1 ? I[pc].off : I[pc].imm;
         return kind ? static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + rel) : n;
     };
+    // Liveness, backwards to a fixed point: one round when no jump goes backwards.
+    // An exit reads r0 only where it ends the run, or returns to a caller that (verified) reads
+    // no r1-r5 after the call, r6-r9 being restored: in unchecked mode, or in a program without
+    // frames. Otherwise (checked, bpf2bpf) the caller may read whatever the callee left.
+    // The fall-through successor is always pc + 1 (an lddw's second slot passes liveness on), its
+    // live-in carried in a register.
+    constexpr uint16_t kEvery = (1u << kNumRegs) - 1;
+    uint16_t exit_use = 1;   // (kEvery once a checked program turns out to have frames: see below)
+    impl.live_out.assign(n, 0);
+    std::vector<uint16_t> live_in(n + 1, 0);   // live_in[n]: nothing (the successor of no successor)
     // (through local pointers: a byte store may alias anything, which would reload every field)
-    uint8_t* const mark = impl.target.data();
+    uint16_t* const live_out = impl.live_out.data();
     const Insn* const code = I.data();
     const Op* const op_at = ops.data();
+    bool changed = false;
+    // One round of liveness at pc; returns live_in[pc].
+    auto live = [&](std::size_t pc, const Insn& in, const Facts& x, uint16_t carry) {
+        const std::size_t jump = rel_target(pc, in, x.succ_off, x.succ_imm, x.has_succ, n);
+        const auto out = static_cast<uint16_t>((carry & x.falls_mask) | live_in[jump]);
+        const auto d = static_cast<uint16_t>(1u << (in.dst & 0xf)), s = static_cast<uint16_t>(1u << (in.src & 0xf));
+        const auto use = static_cast<uint16_t>((d & x.use_d) | (s & x.use_s) | x.use_all | (exit_use & x.use_exit));
+        const auto lin = static_cast<uint16_t>(use | (out & ~(d & x.def_mask)));
+        changed |= (out != live_out[pc]) | (lin != live_in[pc]);
+        live_out[pc] = out;
+        live_in[pc] = lin;
+        return lin;
+    };
+    // The first round also gathers the rest, in the same pass: jump targets (marked after it:
+    // marking here would chain every instruction through a store to one byte), frames, helpers,
+    // callx, stack depth, r10 escapes.
+    const auto targets = std::make_unique_for_overwrite<std::pair<uint32_t, uint32_t>[]>(n + 1);   // (target, pc)
+    std::size_t marks = 0;
     bool callx = false;
-    for (std::size_t pc = 0; pc < n; ++pc) {
+    uint16_t carry = 0;   // live_in[pc + 1]
+    for (std::size_t pc = n; pc-- > 0;) {
         const Insn in = code[pc];
         const Facts& x = fact[static_cast<std::size_t>(op_at[pc])];
         const std::size_t t = rel_target(pc, in, x.mark_off, x.mark_imm, x.has_mark, n);
-        const bool back = t <= pc;
-        mark[t] |= static_cast<uint8_t>(1 | (back << 1));   // bit 1: a loop head (a jump from below)
-        backwards |= back;
+        targets[marks] = {static_cast<uint32_t>(t), static_cast<uint32_t>(pc)};
+        marks += x.has_mark;
         frames |= x.frames;
         callx |= x.callx;
         helpers |= x.helpers;
@@ -1851,36 +1891,25 @@ void analyse(Jit::Impl& impl) {
         deepest = std::min(deepest, std::max(off, -static_cast<int>(kStackSize)) & -static_cast<int>(stack));
         if (count_slots && (x.base & r10_in)) [[unlikely]] count(off, static_cast<unsigned>(size));
         escape |= (x.esc & r10_in) != 0;
+        carry = live(pc, in, x, carry);
     }
     impl.has_callx = callx;
-    impl.target.resize(n);
-    // Liveness, backwards to a fixed point: one pass when no jump goes backwards.
-    // An exit reads r0 only where it ends the run, or returns to a caller that (verified) reads
-    // no r1-r5 after the call, r6-r9 being restored: in unchecked mode, or in a program without
-    // frames. Otherwise (checked, bpf2bpf) the caller may read whatever the callee left.
-    // The fall-through successor is always pc + 1 (an lddw's second slot passes liveness on), its
-    // live-in carried in a register.
-    constexpr uint16_t kEvery = (1u << kNumRegs) - 1;
-    const uint16_t exit_use = !impl.opts.checked || !frames ? 1 : kEvery;
-    impl.live_out.assign(n, 0);
-    std::vector<uint16_t> live_in(n + 1, 0);   // live_in[n]: nothing (the successor of no successor)
-    uint16_t* const live_out = impl.live_out.data();
-    for (bool changed = true; changed;) {
+    for (std::size_t i = 0; i < marks; ++i) {
+        const auto [t, pc] = targets[i];
+        impl.target[t] |= static_cast<uint8_t>(t <= pc ? 3 : 1);   // bit 1: a loop head (a jump from below)
+        backwards |= t <= pc;
+    }
+    // More rounds: where a jump goes backwards, and from scratch where exits read every register.
+    changed &= backwards;
+    if (impl.opts.checked && frames) {
+        exit_use = kEvery;
+        std::fill(live_in.begin(), live_in.end(), 0);
+        changed = true;
+    }
+    while (changed) {
         changed = false;
-        uint16_t carry = 0;   // live_in[pc + 1]
-        for (std::size_t pc = n; pc-- > 0;) {
-            const Insn in = code[pc];
-            const Facts& x = fact[static_cast<std::size_t>(op_at[pc])];
-            const std::size_t jump = rel_target(pc, in, x.succ_off, x.succ_imm, x.has_succ, n);
-            const auto out = static_cast<uint16_t>((carry & x.falls_mask) | live_in[jump]);
-            const auto d = static_cast<uint16_t>(1u << (in.dst & 0xf)), s = static_cast<uint16_t>(1u << (in.src & 0xf));
-            const auto use = static_cast<uint16_t>((d & x.use_d) | (s & x.use_s) | x.use_all | (exit_use & x.use_exit));
-            const auto lin = static_cast<uint16_t>(use | (out & ~(d & x.def_mask)));
-            changed |= (out != live_out[pc]) | (lin != live_in[pc]);
-            live_out[pc] = out;
-            live_in[pc] = lin;
-            carry = lin;
-        }
+        carry = 0;
+        for (std::size_t pc = n; pc-- > 0;) carry = live(pc, code[pc], fact[static_cast<std::size_t>(op_at[pc])], carry);
         changed &= backwards;
     }
     // Known-zero high bits (see Emitter::redundant_and), forward to a fixed point over the jumps,
@@ -2014,8 +2043,7 @@ std::unique_ptr<Jit::Impl> build(const Program& prog, const HelperTable& helpers
             impl->code_used = used;
             impl->entry_addr = reinterpret_cast<uint64_t>(impl->code) +
                                static_cast<uint64_t>(e.L_entry.getAddress() - e.getCode());
-            impl->pc_addr.assign(n, 0);
-            for (std::size_t pc = 0; pc < n; ++pc) impl->pc_addr[pc] = reinterpret_cast<uint64_t>(impl->code) + e.pc_off[pc];
+            impl->pc_off = std::move(e.pc_off);   // (every jump is patched: nothing points into it any more)
             break;
         } catch (const Xbyak::Error& err) {
             if (static_cast<int>(err) == Xbyak::ERR_CODE_IS_TOO_BIG && cap < (std::size_t(1) << 30)) {
