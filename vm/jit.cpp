@@ -143,7 +143,7 @@ struct Jit::Impl {
     // Bits of the dst register that may be non-zero on entry to each pc (8, 16, 32 or 64: the
     // rest are known zero), for dropping an and with a mask that keeps them all.
     std::vector<uint8_t> dst_width;
-    std::vector<uint8_t> target;
+    std::vector<uint8_t> target;   // bit 0: a jump lands here; 1: a loop head; 2: the previous pc does not fall through
     std::vector<int16_t> slots;
     // Bytes below r10 a run must zero: the deepest constant r10 offset the program uses, or the
     // whole frame when r10 escapes into other registers, there are frames or helper calls (a
@@ -432,6 +432,9 @@ struct Facts {
     // read every register, and which fields' registers it reads, writes or uses as a base.
     bool barrier = false;
     uint16_t touch_d = 0, touch_s = 0;
+    // frames, callx and helpers as bits, or-ed over a program at once
+    uint8_t kinds = 0;
+    static constexpr uint8_t kFrames = 1, kCallx = 2, kHelpers = 4;
 };
 
 // pc + 1 + the field the masks select, or n where `has` is 0 (no branch).
@@ -499,6 +502,7 @@ const std::array<Facts, kFactRows>& facts() {
             x.barrier = x.mark || x.succ || !x.falls || (x.use & (Facts::kAll | Facts::kExit));
             x.touch_d = (x.use & Facts::kD) || x.def || x.base == Facts::kD ? 0xffff : 0;
             x.touch_s = (x.use & Facts::kS) || x.base == Facts::kS ? 0xffff : 0;
+            x.kinds = static_cast<uint8_t>((x.frames ? Facts::kFrames : 0) | (x.callx ? Facts::kCallx : 0) | (x.helpers ? Facts::kHelpers : 0));
         }
         return all;
     }();
@@ -532,7 +536,8 @@ struct Emitter : CodeGenerator {
     std::deque<std::function<void()>> deferred;   // a deque: emitting one may add more
     std::vector<uint8_t> unchecked_load;            // loads a group check already covers (see group())
     std::vector<uint8_t> done;                      // instructions a fold at an earlier pc took care of (sink())
-    Label L_entry, L_done, L_finish, L_common_trap, L_callc, L_return;
+    Label L_entry, L_done, L_finish, L_callc, L_return;
+    Near common_trap;   // (a Near: every trap stub jumps there)
 
     Emitter(const Jit::Impl& p, std::size_t size, Allocator* alloc)
         : CodeGenerator(size, nullptr, alloc), P(p), checked(p.opts.checked) {
@@ -595,18 +600,21 @@ struct Emitter : CodeGenerator {
     void rel32_to(const Near& l) { rel32_to(l.pos); }
     using CodeGenerator::L;
     void L(Near& l) { l.pos = getSize(); }
+    // A near jmp (cc = kJmp) or jcc to the code offset pos will hold, patched by patch_near().
+    static constexpr uint8_t kJmp = 0xff;
+    void jump_to(uint8_t cc, const std::size_t& pos) {
+        x86::X86Code c = here();
+        c.put_if(0x0f, cc != kJmp);
+        c.put(cc == kJmp ? 0xe9 : static_cast<uint8_t>(0x80 | cc));
+        c.put32(0);
+        near_refs.push_back({getSize() + c.n - 4, &pos});
+        put(c);
+    }
     using CodeGenerator::jmp;
-    void jmp(const Near& l, LabelType = T_NEAR) {
-        db(0xe9);
-        rel32_to(l);
-    }
-#define BPFSIM_NEAR_JCC(NAME, CC)              \
-    using CodeGenerator::NAME;                 \
-    void NAME(const Near& l, LabelType = T_NEAR) { \
-        db(0x0f);                              \
-        db(0x80 | (CC));                       \
-        rel32_to(l);                           \
-    }
+    void jmp(const Near& l, LabelType = T_NEAR) { jump_to(kJmp, l.pos); }
+#define BPFSIM_NEAR_JCC(NAME, CC)                                                 \
+    using CodeGenerator::NAME;                                                    \
+    void NAME(const Near& l, LabelType = T_NEAR) { jump_to(CC, l.pos); }
     BPFSIM_NEAR_JCC(jb, 0x2)
     BPFSIM_NEAR_JCC(jc, 0x2)
     BPFSIM_NEAR_JCC(jae, 0x3)
@@ -625,7 +633,8 @@ struct Emitter : CodeGenerator {
     void patch_near() {
         for (const NearRef& r : near_refs) {
             if (*r.pos == SIZE_MAX) throw Error(ErrorCode::Internal, "jit: a jump to a place never bound");
-            rewrite(r.at, static_cast<uint32_t>(static_cast<int64_t>(*r.pos) - static_cast<int64_t>(r.at + 4)), 4);
+            const auto rel = static_cast<uint32_t>(static_cast<int64_t>(*r.pos) - static_cast<int64_t>(r.at + 4));
+            std::memcpy(top_ + r.at, &rel, 4);   // (r.at + 4 <= size_: inside the buffer)
         }
     }
 
@@ -665,24 +674,14 @@ struct Emitter : CodeGenerator {
                                          0xf /* g */, 0xd /* ge */, 0xc /* l */, 0xe /* le */, 0x5 /* nz */};
         return cc[c];
     }
-    static constexpr uint8_t kJmp = 0xff;
-    // A near jmp (cc = kJmp) or jcc to the code of pc, patched by patch_near().
-    void jump_pc(uint8_t cc, std::size_t target) {
-        x86::X86Code c = here();
-        if (cc == kJmp) {
-            c.put(0xe9);
-        } else {
-            c.put(0x0f);
-            c.put(static_cast<uint8_t>(0x80 | cc));
-        }
-        c.put32(0);
-        near_refs.push_back({getSize() + c.n - 4, &pc_off[target]});
-        put(c);
-    }
+    // A near jmp (cc = kJmp) or jcc to the code of pc.
+    void jump_pc(uint8_t cc, std::size_t target) { jump_to(cc, pc_off[target]); }
     // A short jcc forward to a place bound later with bind_short (at most 127 bytes on).
     std::size_t jcc_short(uint8_t cc) {
-        db(0x70 | cc);
-        db(0);
+        x86::X86Code c = here();
+        c.put(static_cast<uint8_t>(0x70 | cc));
+        c.put(0);
+        put(c);
         return getSize() - 1;
     }
     void bind_short(std::size_t at) {
@@ -693,7 +692,9 @@ struct Emitter : CodeGenerator {
 
     void charge_and_jump(std::size_t pc, std::size_t target) {
         if (checked) {
-            sub(r9, P.charge[pc]);
+            x86::X86Code c = here();
+            x86::ri(c, true, x86::kExtSub, 9, P.charge[pc]);   // sub r9, charge
+            put(c);
             js(trap(pc, TrapKind::Budget), T_NEAR);
         }
         jump_pc(kJmp, target);
@@ -1072,7 +1073,7 @@ struct Emitter : CodeGenerator {
 
     // Whether op leaves r9-r11 alone and calls nothing: promoted slots can stay in registers.
     static bool clean(Op op, const Insn& in) {
-        switch (op_info(op).form) {
+        switch (kForms[static_cast<std::size_t>(op)]) {
         case Form::ALU_K:
         case Form::ALU_X: {
             const uint8_t k = in.code & 0xf0;
@@ -1192,7 +1193,7 @@ struct Emitter : CodeGenerator {
         const auto& I = P.prog.insns;
         const Insn& a = I[pc];
         if (opt(kJitOptBranch) && a.off == 1 && inside(pc + 1) && (op_at(pc + 1) == Op::JA || op_at(pc + 1) == Op::JA32)) {
-            const Form f = op_info(op_at(pc)).form;
+            const Form f = kForms[static_cast<std::size_t>(op_at(pc))];
             if (f == Form::JCOND_K || f == Form::JCOND_X) {
                 const Insn& j = I[pc + 1];
                 const std::size_t to = pc + 2 + static_cast<std::size_t>(op_at(pc + 1) == Op::JA ? j.off : j.imm);
@@ -1223,7 +1224,7 @@ struct Emitter : CodeGenerator {
                            (I[pc + 1].dst == a.dst);
         if (shape && !(P.live_out[pc + 2] & (1u << a.dst))) {
             const Insn& m = I[pc + 1];
-            const bool reg = op_info(op_at(pc + 1)).form == Form::ALU_X;
+            const bool reg = kForms[static_cast<std::size_t>(op_at(pc + 1))] == Form::ALU_X;
             if (!reg || m.src != a.dst) {
                 const Address slot = qword[R[10] + a.off];
                 switch (op_at(pc + 1)) {
@@ -1342,7 +1343,7 @@ struct Emitter : CodeGenerator {
         if (!checked || !(P.opts.optimize & kJitOptGroup) || P.has_callx) return 0;
         const auto& I = P.prog.insns;
         auto is_load = [&](std::size_t q) {
-            const Form f = op_info(P.ops[q]).form;
+            const Form f = kForms[static_cast<std::size_t>(P.ops[q])];
             return f == Form::LDX || f == Form::LDXS;
         };
         if (!is_load(pc) || I[pc].src == 10) return 0;
@@ -1353,7 +1354,7 @@ struct Emitter : CodeGenerator {
             if (q > pc && P.target[q]) break;
             const Op op = P.ops[q];
             if (op == Op::LddwHigh) continue;
-            const Form f = op_info(op).form;
+            const Form f = kForms[static_cast<std::size_t>(op)];
             const bool straight = f == Form::ALU_K || f == Form::ALU_X || f == Form::NEG || f == Form::MOVSX || f == Form::END ||
                                   f == Form::LDX || f == Form::LDXS || f == Form::ST || f == Form::STX || op == Op::LDDW;
             if (!straight) break;
@@ -1385,7 +1386,7 @@ struct Emitter : CodeGenerator {
             for (std::size_t q = pc; q <= last; ++q) {
                 if (fast && q > pc) pc_off[q] = getSize();
                 if (P.ops[q] == Op::LddwHigh) continue;
-                const Form f = op_info(P.ops[q]).form;
+                const Form f = kForms[static_cast<std::size_t>(P.ops[q])];
                 unchecked_load[q] = fast && (f == Form::LDX || f == Form::LDXS) && P.prog.insns[q].src == base;
                 emit(q, P.ops[q], false);
                 unchecked_load[q] = 0;
@@ -1432,16 +1433,12 @@ struct Emitter : CodeGenerator {
         // A run or a tail call enters here: promoted stack slots come from the stack.
         L(L_entry);
         reload();
-        const auto& fact = facts();
         const bool align = opt(kJitOptAlign);
         for (std::size_t pc = 0; pc < n; ++pc) {
             // Loop heads start a 16-byte fetch block (the code is copied to a page start), and so
             // do targets only jumps reach, where the padding never runs.
-            // (One branch, rarely taken: a test of target[pc] alone mispredicts on branchy code.
-            // pc 0 and an lddw's second slot fall through.)
-            const Op prev = pc > 0 ? P.ops[pc - 1] : Op::LddwHigh;
-            const bool gap = !fact[static_cast<std::size_t>(prev)].falls;
-            if ((((P.target[pc] >> 1) | (P.target[pc] & gap)) & 1) && align && getSize() % 16) pad16();
+            // (target bits 1 and 2, see analyse(): one branch, rarely taken)
+            if ((P.target[pc] & 6) && align && getSize() % 16) pad16();
             pc_off[pc] = getSize();
             const Op op = P.ops[pc];
             if (op == Op::LddwHigh || done[pc]) continue;
@@ -1473,7 +1470,7 @@ struct Emitter : CodeGenerator {
         pop(rbx);
         ret();
 
-        L(L_common_trap);   // esi = pc, edx = kind bits
+        L(common_trap);   // esi = pc, edx = kind bits
         budget_to_ctx();
         mov(rdi, r12);
         mov(rsp, qword[r12 + CTX(entry_rsp)]);
@@ -1525,11 +1522,13 @@ struct Emitter : CodeGenerator {
         jmp(r11);
 
         for (std::size_t i = 0; i < deferred.size(); ++i) deferred[i]();
-        for (const TrapStub& t : traps) {
+        for (const TrapStub& t : traps) {   // (one per checked jump: encoded directly)
             L(*t.label);
-            mov(esi, static_cast<uint32_t>(t.pc));
-            mov(edx, t.bits);
-            jmp(L_common_trap, T_NEAR);
+            x86::X86Code c = here();
+            x86::mov_ri32(c, 6, static_cast<uint32_t>(t.pc));   // esi
+            x86::mov_ri32(c, 2, t.bits);                         // edx
+            put(c);
+            jmp(common_trap);
         }
         patch_near();
     }
@@ -1856,14 +1855,14 @@ void analyse(Jit::Impl& impl) {
     const Insn* const code = I.data();
     const Op* const op_at = ops.data();
     bool changed = false;
-    // One round of liveness at pc; returns live_in[pc].
-    auto live = [&](std::size_t pc, const Insn& in, const Facts& x, uint16_t carry) {
-        const std::size_t jump = rel_target(pc, in, x.succ_off, x.succ_imm, x.has_succ, n);
+    // One round of liveness at pc, the jump's successor given; returns live_in[pc]. The first
+    // round compares nothing: it changes everything it computes (all starts empty).
+    auto live = [&]<bool kFirst>(std::size_t pc, const Insn& in, const Facts& x, std::size_t jump, uint16_t carry) {
         const auto out = static_cast<uint16_t>((carry & x.falls_mask) | live_in[jump]);
         const auto d = static_cast<uint16_t>(1u << (in.dst & 0xf)), s = static_cast<uint16_t>(1u << (in.src & 0xf));
         const auto use = static_cast<uint16_t>((d & x.use_d) | (s & x.use_s) | x.use_all | (exit_use & x.use_exit));
         const auto lin = static_cast<uint16_t>(use | (out & ~(d & x.def_mask)));
-        changed |= (out != live_out[pc]) | (lin != live_in[pc]);
+        if constexpr (!kFirst) changed |= (out != live_out[pc]) | (lin != live_in[pc]);
         live_out[pc] = out;
         live_in[pc] = lin;
         return lin;
@@ -1873,17 +1872,16 @@ void analyse(Jit::Impl& impl) {
     // callx, stack depth, r10 escapes.
     const auto targets = std::make_unique_for_overwrite<std::pair<uint32_t, uint32_t>[]>(n + 1);   // (target, pc)
     std::size_t marks = 0;
-    bool callx = false;
+    uint8_t kinds = 0;    // Facts::kFrames ... of every op
     uint16_t carry = 0;   // live_in[pc + 1]
     for (std::size_t pc = n; pc-- > 0;) {
         const Insn in = code[pc];
         const Facts& x = fact[static_cast<std::size_t>(op_at[pc])];
-        const std::size_t t = rel_target(pc, in, x.mark_off, x.mark_imm, x.has_mark, n);
+        // (the mark and the successor, where both, are the same field's target)
+        const std::size_t t = rel_target(pc, in, x.mark_off | x.succ_off, x.mark_imm | x.succ_imm, 1, n);
         targets[marks] = {static_cast<uint32_t>(t), static_cast<uint32_t>(pc)};
         marks += x.has_mark;
-        frames |= x.frames;
-        callx |= x.callx;
-        helpers |= x.helpers;
+        kinds |= x.kinds;
         const unsigned r10_in = (in.dst == 10 ? Facts::kD : 0) | (in.src == 10 ? Facts::kS : 0);   // fields naming r10
         // A stack access: how deep.
         const int off = in.off, size = static_cast<int>((0x08010204u >> code::size_bits(in.code)) & 0xff);   // mem_size
@@ -1891,16 +1889,21 @@ void analyse(Jit::Impl& impl) {
         deepest = std::min(deepest, std::max(off, -static_cast<int>(kStackSize)) & -static_cast<int>(stack));
         if (count_slots && (x.base & r10_in)) [[unlikely]] count(off, static_cast<unsigned>(size));
         escape |= (x.esc & r10_in) != 0;
-        carry = live(pc, in, x, carry);
+        carry = live.template operator()<true>(pc, in, x, x.has_succ ? t : n, carry);
     }
-    impl.has_callx = callx;
+    frames = kinds & Facts::kFrames;
+    helpers = kinds & Facts::kHelpers;
+    impl.has_callx = kinds & Facts::kCallx;
     for (std::size_t i = 0; i < marks; ++i) {
         const auto [t, pc] = targets[i];
-        impl.target[t] |= static_cast<uint8_t>(t <= pc ? 3 : 1);   // bit 1: a loop head (a jump from below)
+        // bit 1: a loop head (a jump from below); bit 2: the previous instruction does not fall
+        // into it (pc 0 and an lddw's second slot fall through)
+        const bool gap = t > 0 && !fact[static_cast<std::size_t>(ops[t - 1])].falls;
+        impl.target[t] |= static_cast<uint8_t>((t <= pc ? 3 : 1) | (gap ? 4 : 0));
         backwards |= t <= pc;
     }
     // More rounds: where a jump goes backwards, and from scratch where exits read every register.
-    changed &= backwards;
+    changed = backwards;
     if (impl.opts.checked && frames) {
         exit_use = kEvery;
         std::fill(live_in.begin(), live_in.end(), 0);
@@ -1909,7 +1912,11 @@ void analyse(Jit::Impl& impl) {
     while (changed) {
         changed = false;
         carry = 0;
-        for (std::size_t pc = n; pc-- > 0;) carry = live(pc, code[pc], fact[static_cast<std::size_t>(op_at[pc])], carry);
+        for (std::size_t pc = n; pc-- > 0;) {
+            const Insn& in = code[pc];
+            const Facts& x = fact[static_cast<std::size_t>(op_at[pc])];
+            carry = live.template operator()<false>(pc, in, x, rel_target(pc, in, x.succ_off, x.succ_imm, x.has_succ, n), carry);
+        }
         changed &= backwards;
     }
     // Known-zero high bits (see Emitter::redundant_and), forward to a fixed point over the jumps,
