@@ -142,12 +142,8 @@ constexpr bool is_jump(Form f) {
 // The checks of decode() per op as masks, so a valid instruction costs a few bit operations;
 // an instruction that fails any of them goes through check_fields() for its message.
 struct FastRule {
-    uint8_t dst_max;       // 10, or 9 when dst is written
-    uint8_t src_max;       // 10, or 15 when src is the discriminator
-    uint8_t src_mask;      // 0xf when src must be 0
-    uint8_t dst_mask;      // 0xf when dst must be 0
-    uint16_t off_mask;     // 0xffff when off must be 0
-    uint32_t imm_mask;     // ~0 when imm must be 0
+    uint64_t zero;         // bits of the raw instruction that must be 0 (reserved dst, src, off, imm)
+    uint8_t regs;          // row of kRegBad: bit 0 dst is written (at most r9), bit 1 src is the discriminator (any nibble)
     bool atomic;           // fetching atomics write src (imm & 1): src must not be r10
     int8_t target;         // 0: none, 1: pc + 1 + off, 2: pc + 1 + imm
     bool lddw;
@@ -159,12 +155,10 @@ constexpr std::array<FastRule, kOpCount> make_fast_rules() {
         const OpInfo& info = kTable[i];
         const FieldRules r = rules_for(info.form);
         FastRule& f = t[i];
-        f.dst_max = r.dst_written ? 9 : 10;
-        f.src_max = info.disc == Disc::SRC ? 15 : 10;
-        f.dst_mask = r.dst_zero ? 0xf : 0;
-        f.src_mask = r.src_zero ? 0xf : 0;
-        f.off_mask = r.off_zero && info.disc != Disc::OFF ? 0xffff : 0;
-        f.imm_mask = r.imm_zero && info.disc != Disc::IMM ? 0xffffffffu : 0;
+        f.zero = (r.dst_zero ? 0xf00ull : 0) | (r.src_zero ? 0xf000ull : 0) |
+                 (r.off_zero && info.disc != Disc::OFF ? 0xffff0000ull : 0) |
+                 (r.imm_zero && info.disc != Disc::IMM ? 0xffffffff00000000ull : 0);
+        f.regs = static_cast<uint8_t>((r.dst_written ? 1 : 0) | (info.disc == Disc::SRC ? 2 : 0));
         f.atomic = info.form == Form::ATOMIC;
         f.target = is_jump(info.form) ? (info.form == Form::JA32 ? 2 : 1)
                    : info.form == Form::CALL_LOCAL || info.op == Op::LDDW_FUNC ? 2 : 0;
@@ -172,6 +166,14 @@ constexpr std::array<FastRule, kOpCount> make_fast_rules() {
     }
     return t;
 }
+// Whether a register byte (dst | src << 4) names a register that does not exist, by FastRule::regs.
+constexpr std::array<std::array<bool, 256>, 4> make_reg_bad() {
+    std::array<std::array<bool, 256>, 4> t{};
+    for (unsigned k = 0; k < 4; ++k)
+        for (unsigned b = 0; b < 256; ++b) t[k][b] = (b & 0xf) > ((k & 1) ? 9u : 10u) || (b >> 4) > ((k & 2) ? 15u : 10u);
+    return t;
+}
+constexpr auto kRegBad = make_reg_bad();
 constexpr auto kFastRules = make_fast_rules();
 
 // Opcode bytes with a single row and no discriminator classify without a search.
@@ -227,9 +229,8 @@ Result<Decoded> decode(std::span<const Insn> insns, const DecodeOptions& opts) {
                 op = *c;
             }
             const FastRule& f = kFastRules[static_cast<std::size_t>(op)];
-            const bool bad = (in.dst > f.dst_max) | (in.src > f.src_max) | ((in.dst & f.dst_mask) != 0) |
-                             ((in.src & f.src_mask) != 0) | ((static_cast<uint16_t>(in.off) & f.off_mask) != 0) |
-                             ((static_cast<uint32_t>(in.imm) & f.imm_mask) != 0) | (f.atomic & (in.imm & 1) & (in.src == 10));
+            const uint64_t raw = in.raw();
+            const bool bad = kRegBad[f.regs][(raw >> 8) & 0xff] | ((raw & f.zero) != 0) | (f.atomic & (in.imm & 1) & (in.src == 10));
             if (bad) [[unlikely]] {
                 check_fields(opts, pc, in, op);   // every mask above has its message there
                 fail(opts, pc, in, "invalid fields");
