@@ -101,7 +101,7 @@ BudgetTables budget_tables(const Decoded& d) {
     t.charge.resize(n);
     // One pass: a region's instructions so far; charges of backward jumps (their target's
     // credit is known) at once, forward ones after.
-    std::vector<std::pair<uint32_t, uint32_t>> forward(n);   // (pc, target), the first `forwards`
+    const auto forward = std::make_unique_for_overwrite<std::pair<uint32_t, uint32_t>[]>(n);   // (pc, target), the first `forwards`
     std::size_t forwards = 0;
     const auto& rows = budget_rows();
     uint32_t* const upto = t.upto.data();

@@ -216,7 +216,7 @@ Result<Decoded> decode(std::span<const Insn> insns, const DecodeOptions& opts) {
         }
         const std::size_t n = insns.size();
         d.ops.resize(n);
-        std::vector<uint32_t> jumps(n);   // pcs with a target (the first `targets`), checked once every lddw half is known
+        const auto jumps = std::make_unique_for_overwrite<uint32_t[]>(n);   // pcs with a target (the first `targets`), checked once every lddw half is known
         std::size_t targets = 0;
         for (std::size_t pc = 0; pc < n; ++pc) {
             const Insn& in = insns[pc];
@@ -251,7 +251,7 @@ Result<Decoded> decode(std::span<const Insn> insns, const DecodeOptions& opts) {
             }
         }
         // Targets: only now are all lddw second halves known.
-        for (const uint32_t pc : std::span(jumps).first(targets)) {
+        for (const uint32_t pc : std::span(jumps.get(), targets)) {
             const Op op = d.ops[pc];
             const FastRule& f = kFastRules[static_cast<std::size_t>(op)];
             const Insn& in = insns[pc];
