@@ -930,6 +930,16 @@ TEST_CASE("direct x86 encodings equal xbyak's, byte for byte", "[jit][x86enc]") 
             same("shr cl " + tag, [&](e::X86Code& c) { e::shift_cl(c, w, e::kExtShr, d); }, [&](Gen& g) { g.shr(rd, cl); });
             same("sar cl " + tag, [&](e::X86Code& c) { e::shift_cl(c, w, e::kExtSar, d); }, [&](Gen& g) { g.sar(rd, cl); });
         }
+        // 64-bit immediates of each size class, a call through d, a byte compare at [d + disp].
+        for (const uint64_t v : {uint64_t{0}, uint64_t{0x7fffffff}, uint64_t{0x80000000}, ~uint64_t{0}, uint64_t{0xffffffff80000000},
+                                 uint64_t{0x100000000}, uint64_t{0x5555deadbeef0123}, uint64_t{0x8000000000000000}}) {
+            same(fmt::format("mov d={} imm64={:#x}", d, v), [&](e::X86Code& c) { e::mov_ri(c, d, v); }, [&](Gen& g) { g.mov(r64[d], v); });
+        }
+        same(fmt::format("call d={}", d), [&](e::X86Code& c) { e::call_r(c, d); }, [&](Gen& g) { g.call(r64[d]); });
+        for (const int32_t disp : disps)
+            for (const uint8_t imm : {0, 1, 0xff})
+                same(fmt::format("cmp byte base={} disp={} imm={}", d, disp, imm), [&](e::X86Code& c) { e::cmp_m8i(c, d, disp, imm); },
+                     [&](Gen& g) { g.cmp(g.byte[r64[d] + disp], imm); });
         // Immediate stores, d the base.
         for (const int32_t disp : disps) {
             const RegExp m = r64[d] + disp;

@@ -42,9 +42,10 @@
 #include <cstring>
 #include <deque>
 #include <exception>
-#include <functional>
+#include <new>
 #include <map>
 #include <mutex>
+#include <type_traits>
 
 // A missing opcode in the emitter's switch fails the build.
 #pragma GCC diagnostic error "-Wswitch"
@@ -533,7 +534,20 @@ struct Emitter : CodeGenerator {
         Near* label;
     };
     std::vector<TrapStub> traps;
-    std::deque<std::function<void()>> deferred;   // a deque: emitting one may add more
+    // Out-of-line code emitted after the body: a lambda kept inline (a std::function allocated
+    // for most of these, a malloc and a free per memory check or helper call).
+    struct Deferred {
+        alignas(8) unsigned char buf[64];
+        void (*call)(const void*);
+        template <class F>
+        explicit Deferred(const F& f) {
+            static_assert(sizeof(F) <= sizeof(buf) && alignof(F) <= 8 && std::is_trivially_copyable_v<F> &&
+                          std::is_trivially_destructible_v<F>);
+            ::new (static_cast<void*>(buf)) F(f);
+            call = [](const void* p) { (*std::launder(static_cast<const F*>(p)))(); };
+        }
+    };
+    std::vector<Deferred> deferred;
     std::vector<uint8_t> unchecked_load;            // loads a group check already covers (see group())
     std::vector<uint8_t> done;                      // instructions a fold at an earlier pc took care of (sink())
     Label L_entry, L_done, L_finish, L_callc, L_return;
@@ -545,11 +559,13 @@ struct Emitter : CodeGenerator {
         for (unsigned i = 0; i < kNumRegs; ++i) {
             R[i] = base[(i + p.opts.rotate) % kNumRegs];
             hw[i] = static_cast<uint8_t>(R[i].getIdx());
+            saved[i] = caller_saved(R[i]);
         }
     }
 
     // ── Direct encoding (vm/x86enc.hpp) ──
     uint8_t hw[kNumRegs];   // hardware number of each BPF register's home
+    bool saved[kNumRegs];   // whether that home is caller-saved (a helper call may clobber it)
     // Encoding in place: here() is where the next bytes go (room for an encoder's widest
     // writes), put(c) keeps what c encoded there. Nothing else may emit in between.
     x86::X86Code here() {
@@ -557,6 +573,27 @@ struct Emitter : CodeGenerator {
         return x86::X86Code(top_ + size_);
     }
     void put(const x86::X86Code& c) { size_ += c.n; }
+    // mov qword [r12 + disp], reg; mov reg, qword [r12 + disp]; mov dst, src; mov dst, imm (64-bit)
+    void to_ctx(uint32_t disp, unsigned reg) {
+        x86::X86Code c = here();
+        x86::mem(c, false, true, x86::kMovRmR, reg, 12, static_cast<int32_t>(disp));
+        put(c);
+    }
+    void from_ctx(unsigned reg, uint32_t disp) {
+        x86::X86Code c = here();
+        x86::mem(c, false, true, x86::kMovRRm, reg, 12, static_cast<int32_t>(disp));
+        put(c);
+    }
+    void mov_rr(unsigned dst, unsigned src) {
+        x86::X86Code c = here();
+        x86::rr(c, true, x86::kMovRmR, src, dst);
+        put(c);
+    }
+    void mov_imm(unsigned dst, uint64_t imm) {
+        x86::X86Code c = here();
+        x86::mov_ri(c, dst, imm);
+        put(c);
+    }
 
     bool caller_saved(const Reg64& r) const {
         return r == rax || r == rdi || r == rsi || r == rdx || r == rcx || r == r8;
@@ -776,7 +813,7 @@ struct Emitter : CodeGenerator {
         }
         L(ok);
         Near* trap_mem = &trap(pc, TrapKind::MemoryFault);
-        deferred.push_back([this, &slow, &ok, &stack, trap_mem, size, perm, k] {
+        deferred.emplace_back([this, &slow, &ok, &stack, trap_mem, size, perm, k] {
             L(stack);
             cmp(r10, qword[r12 + CTX(stack_lo)]);
             jb(slow, T_NEAR);
@@ -798,7 +835,7 @@ struct Emitter : CodeGenerator {
         test(r10b, size - 1);
         jnz(bad, T_NEAR);
         Near* t = &trap(pc, TrapKind::Misaligned);
-        deferred.push_back([this, &bad, t, size] {
+        deferred.emplace_back([this, &bad, t, size] {
             L(bad);
             mov(qword[r12 + CTX(fault_addr)], r10);
             mov(dword[r12 + CTX(fault_size)], size);
@@ -827,33 +864,43 @@ struct Emitter : CodeGenerator {
     void helper_call(std::size_t pc, HelperFn fn, bool charged) {
         // BPF r1..r10 in caller-saved registers are saved (r1..r5 keep their values, as in the
         // interpreter); the arguments go to the SysV registers; r0 receives the result.
+        // (Encoded directly: a program calls helpers every few instructions.)
+        constexpr unsigned kR9 = 9, kR11 = 11, kR12 = 12, kRax = 0;
         for (unsigned i = 1; i < kNumRegs; ++i)
-            if (caller_saved(R[i])) mov(qword[r12 + CTX(save) + 8 * (i - 1)], R[i]);
-        static const Reg64 argreg[5] = {rdi, rsi, rdx, rcx, r8};
+            if (saved[i]) to_ctx(CTX(save) + 8 * (i - 1), hw[i]);
+        static constexpr uint8_t argreg[5] = {7, 6, 2, 1, 8};   // rdi, rsi, rdx, rcx, r8
         for (unsigned k = 0; k < 5; ++k) {
-            if (R[k + 1] == argreg[k]) continue;
-            if (caller_saved(R[k + 1])) mov(argreg[k], qword[r12 + CTX(save) + 8 * k]);
-            else mov(argreg[k], R[k + 1]);
+            if (hw[k + 1] == argreg[k]) continue;
+            if (saved[k + 1]) from_ctx(argreg[k], CTX(save) + 8 * k);
+            else mov_rr(argreg[k], hw[k + 1]);
         }
-        mov(qword[r12 + CTX(r10)], R[10]);
+        to_ctx(CTX(r10), hw[10]);
         if (fn) {
-            mov(r11, reinterpret_cast<uint64_t>(fn));
-            mov(qword[r12 + CTX(fn)], r11);
+            mov_imm(kR11, reinterpret_cast<uint64_t>(fn));
+            to_ctx(CTX(fn), kR11);
         }
-        budget_to_ctx();   // callbacks charge it there
-        mov(r9, r12);
-        mov(r11, reinterpret_cast<uint64_t>(&helper_trampoline));
-        call(r11);
-        budget_from_ctx();
-        if (R[0] != rax) mov(r11, rax);
+        if (checked) to_ctx(CTX(budget), kR9);   // callbacks charge it there
+        mov_rr(kR9, kR12);
+        mov_imm(kR11, reinterpret_cast<uint64_t>(&helper_trampoline));
+        {
+            x86::X86Code c = here();
+            x86::call_r(c, kR11);
+            put(c);
+        }
+        if (checked) from_ctx(kR9, CTX(budget));
+        if (hw[0] != kRax) mov_rr(kR11, kRax);
         for (unsigned i = 1; i < kNumRegs; ++i)
-            if (caller_saved(R[i])) mov(R[i], qword[r12 + CTX(save) + 8 * (i - 1)]);
-        if (R[0] != rax) mov(R[0], r11);
-        mov(r11, qword[r12 + CTX(env)]);
-        cmp(byte[r11 + static_cast<uint32_t>(env_request_offset())], 0);
+            if (saved[i]) from_ctx(hw[i], CTX(save) + 8 * (i - 1));
+        if (hw[0] != kRax) mov_rr(hw[0], kR11);
+        from_ctx(kR11, CTX(env));
+        {
+            x86::X86Code c = here();
+            x86::cmp_m8i(c, kR11, static_cast<int32_t>(env_request_offset()), 0);
+            put(c);
+        }
         Near& req = fresh();
         jne(req, T_NEAR);
-        deferred.push_back([this, &req, pc, charged] {
+        deferred.emplace_back([this, &req, pc, charged] {
             L(req);
             mov(qword[r12 + CTX(r0)], R[0]);
             mov(r10d, static_cast<uint32_t>(pc));
@@ -1394,7 +1441,7 @@ struct Emitter : CodeGenerator {
         };
         body(true);
         L(after);
-        deferred.push_back([this, &slow, &after, body] {
+        deferred.emplace_back([this, &slow, &after, body] {
             L(slow);
             body(false);
             jmp(after, T_NEAR);
@@ -1521,7 +1568,10 @@ struct Emitter : CodeGenerator {
         pop(r11);
         jmp(r11);
 
-        for (std::size_t i = 0; i < deferred.size(); ++i) deferred[i]();
+        for (std::size_t i = 0; i < deferred.size(); ++i) {
+            const Deferred d = deferred[i];   // (a copy: running it may add more, moving the vector)
+            d.call(d.buf);
+        }
         for (const TrapStub& t : traps) {   // (one per checked jump: encoded directly)
             L(*t.label);
             x86::X86Code c = here();

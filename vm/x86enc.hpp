@@ -162,6 +162,32 @@ inline void mov_ri64(X86Code& c, unsigned rd, int32_t imm) {
     c.put32(static_cast<uint32_t>(imm));
 }
 
+// mov r64, imm as xbyak picks it: mov r32, imm32 where the high half is zero, the
+// sign-extended imm32 form where it fits, else movabs with all eight bytes.
+inline void mov_ri(X86Code& c, unsigned rd, uint64_t imm) {
+    if ((imm >> 32) == 0) return mov_ri32(c, rd, static_cast<uint32_t>(imm));
+    if (static_cast<uint64_t>(static_cast<int64_t>(static_cast<int32_t>(imm))) == imm) return mov_ri64(c, rd, static_cast<int32_t>(imm));
+    rex(c, true, 0, rd);
+    c.put(static_cast<uint8_t>(0xb8 | (rd & 7)));
+    c.put32(static_cast<uint32_t>(imm));
+    c.put32(static_cast<uint32_t>(imm >> 32));
+}
+
+// call rm (a register).
+inline void call_r(X86Code& c, unsigned rm) {
+    rex(c, false, 0, rm);
+    c.put(0xff);
+    c.put(static_cast<uint8_t>(0xc0 | 2 << 3 | (rm & 7)));
+}
+
+// cmp byte [base + disp], imm8.
+inline void cmp_m8i(X86Code& c, unsigned base, int32_t disp, uint8_t imm) {
+    rex(c, false, 0, base);
+    c.put(0x80);
+    mem_operand(c, kExtCmp, base, disp);
+    c.put(imm);
+}
+
 // A load or store of `size` bytes between reg and [base + disp]: op is the form's opcode
 // (kMovRRm, kMovzx8, kMovRmR8 ...); p66 the operand-size prefix of 16-bit stores.
 inline void mem(X86Code& c, bool p66, bool w, uint16_t op, unsigned reg, unsigned base, int32_t disp) {
