@@ -352,6 +352,38 @@ struct LineInfo {
     std::string text;
 };
 
+// Program::lines: the line table, shared by copies of a Program (every Interpreter and Jit
+// compiled from a program keeps a copy, and the table's strings were most of the copying).
+// Read like a vector; push_back first copies a table another Program still shares.
+class LineTable {
+public:
+    using value_type = LineInfo;
+    using const_iterator = std::vector<LineInfo>::const_iterator;
+    LineTable() = default;
+    LineTable(std::vector<LineInfo> v)   // NOLINT: converts, as assigning a vector did
+        : p_(v.empty() ? nullptr : std::make_shared<std::vector<LineInfo>>(std::move(v))) {}
+    const_iterator begin() const { return all().begin(); }
+    const_iterator end() const { return all().end(); }
+    std::size_t size() const { return p_ ? p_->size() : 0; }
+    bool empty() const { return size() == 0; }
+    const LineInfo& operator[](std::size_t i) const { return (*p_)[i]; }
+    operator const std::vector<LineInfo>&() const { return all(); }   // NOLINT
+    void push_back(LineInfo l) { own().push_back(std::move(l)); }
+    void clear() { p_.reset(); }
+
+private:
+    const std::vector<LineInfo>& all() const {
+        static const std::vector<LineInfo> none;
+        return p_ ? *p_ : none;
+    }
+    std::vector<LineInfo>& own() {
+        if (!p_) p_ = std::make_shared<std::vector<LineInfo>>();
+        else if (p_.use_count() > 1) p_ = std::make_shared<std::vector<LineInfo>>(*p_);
+        return *p_;
+    }
+    std::shared_ptr<std::vector<LineInfo>> p_;
+};
+
 // A program ready to run: raw instructions with every lddw pseudo source other than
 // plain immediates and functions already resolved by the loader.
 struct Program {
@@ -359,7 +391,7 @@ struct Program {
     std::string section;
     std::string file;
     std::vector<Insn> insns;
-    std::vector<LineInfo> lines;   // sorted by pc; may be empty
+    LineTable lines;   // sorted by pc; may be empty
     std::vector<std::pair<std::size_t, std::string>> functions;   // first pc -> name, entry first; may be empty
 
     // "file.c:42: return x;" for pc, or "" when there is no line_info.
