@@ -1859,11 +1859,46 @@ std::size_t Emitter::emit(std::size_t pc, Op op, bool probe, bool fold) {
 
 namespace {
 
+// How an op changes the known width of its dst (the known-bits pass in analyse()).
+enum class Kb : uint8_t { Keep, Load8, Load16, Load32, Set64, SetCap, MovImm, MovReg, AndImm, AndReg, OrImm, OrReg, LshImm, RshImm, End, Clobber };
+const std::array<Kb, kFactRows>& kb_kinds() {
+    static const std::array<Kb, kFactRows> t = [] {
+        std::array<Kb, kFactRows> k;
+        k.fill(Kb::Keep);   // (LddwHigh: passes the state on)
+        for (std::size_t i = 0; i < kOpCount; ++i) {
+            const Op op = static_cast<Op>(i);
+            Kb& x = k[i];
+            switch (kForms[i]) {
+            case Form::END: x = Kb::End; break;
+            case Form::ALU_K: case Form::ALU_X: case Form::NEG: case Form::MOVSX: x = Kb::SetCap; break;
+            case Form::LDX: case Form::LDXS: case Form::LDDW: case Form::LOAD_ACQ: x = Kb::Set64; break;
+            case Form::CALL: case Form::CALL_KFUNC: case Form::LDABS: case Form::LDIND: case Form::ATOMIC: x = Kb::Clobber; break;
+            default: break;
+            }
+            switch (op) {
+            case Op::LDX_B: x = Kb::Load8; break;
+            case Op::LDX_H: x = Kb::Load16; break;
+            case Op::LDX_W: x = Kb::Load32; break;
+            case Op::MOV64_IMM: case Op::MOV32_IMM: x = Kb::MovImm; break;
+            case Op::MOV64_REG: case Op::MOV32_REG: x = Kb::MovReg; break;
+            case Op::AND64_IMM: case Op::AND32_IMM: x = Kb::AndImm; break;
+            case Op::AND64_REG: case Op::AND32_REG: x = Kb::AndReg; break;
+            case Op::OR64_IMM: case Op::OR32_IMM: case Op::XOR64_IMM: case Op::XOR32_IMM: x = Kb::OrImm; break;
+            case Op::OR64_REG: case Op::OR32_REG: case Op::XOR64_REG: case Op::XOR32_REG: x = Kb::OrReg; break;
+            case Op::LSH64_IMM: case Op::LSH32_IMM: x = Kb::LshImm; break;
+            case Op::RSH64_IMM: case Op::RSH32_IMM: x = Kb::RshImm; break;
+            default: break;
+            }
+        }
+        return k;
+    }();
+    return t;
+}
+
 // Jump targets, liveness, and which stack slots may live in registers (see Emitter::fuse).
 void analyse(Jit::Impl& impl) {
     const std::vector<Op>& ops = impl.ops;
     const std::vector<Insn>& I = impl.prog.insns;
-    const auto& form = kForms;
     const auto& fact = facts();
     const std::size_t n = ops.size();
     impl.target.assign(n, 0);
@@ -1980,70 +2015,68 @@ void analyse(Jit::Impl& impl) {
             mask_and = (m & (m + 1)) == 0;
         }
     if ((impl.opts.optimize & kJitOptKnownBits) && !frames && mask_and) {
-        // A state is 3 bits per register, a thermometer of its width (8: 000, 16: 001, 32: 011,
-        // 64: 111), so a join is an or; bit 63: reached.
+        // A state is 3 bits per register, a thermometer of its width class (8: 000, 16: 001,
+        // 32: 011, 64: 111), so a join is an or; bit 63: reached. One dispatch per instruction
+        // on its transfer kind (kb_kinds()); the state of the fall-through edge is carried in a
+        // register, in[] keeps what joins bring (and, after a round, each pc's entry state).
         constexpr uint64_t kReached = 1ull << 63;
-        auto therm = [](unsigned w) -> uint64_t { return w <= 8 ? 0 : w <= 16 ? 1 : w <= 32 ? 3 : 7; };
-        auto width = [](uint64_t t) -> unsigned { return t == 0 ? 8 : t == 1 ? 16 : t == 3 ? 32 : 64; };
-        auto get = [&](uint64_t st, unsigned r) { return width((st >> (3 * r)) & 7); };
-        auto put = [&](uint64_t st, unsigned r, unsigned w) {
-            return (st & ~(7ull << (3 * r))) | (therm(std::min(w, 64u)) << (3 * r));
-        };
         constexpr uint64_t kAll64 = (1ull << (3 * kNumRegs)) - 1;
         std::vector<uint64_t> in(n, 0);
         in[0] = kReached | kAll64;
-        auto bits = [](uint64_t v) { return static_cast<unsigned>(std::bit_width(v)); };
-        auto flow = [&](const Op op, const Form f, const Insn& in_, uint64_t st) -> uint64_t {
+        auto cls_of = [](uint64_t bits) { return static_cast<unsigned>((bits > 8) + (bits > 16) + (bits > 32)); };
+        const auto& kind = kb_kinds();
+        auto flow = [&](Kb k, const Insn& in_, uint64_t st) -> uint64_t {
             const unsigned d = in_.dst & 0xf, s_ = in_.src & 0xf;
             const bool alu32 = code::cls(in_.code) == code::ALU;
             const uint64_t imm = alu32 ? static_cast<uint32_t>(in_.imm) : static_cast<uint64_t>(static_cast<int64_t>(in_.imm));
-            const unsigned cap = alu32 ? 32 : 64;
-            auto set = [&](unsigned v) { return put(st, d, std::min(v, cap)); };
-            switch (op) {
-            case Op::LDX_B: return put(st, d, 8);
-            case Op::LDX_H: return put(st, d, 16);
-            case Op::LDX_W: return put(st, d, 32);
-            case Op::MOV64_IMM: case Op::MOV32_IMM: return set(bits(imm));
-            case Op::MOV64_REG: case Op::MOV32_REG: return set(get(st, s_));
-            case Op::AND64_IMM: case Op::AND32_IMM: return set(std::min(get(st, d), bits(imm)));
-            case Op::AND64_REG: case Op::AND32_REG: return set(std::min(get(st, d), get(st, s_)));
-            case Op::OR64_IMM: case Op::OR32_IMM: case Op::XOR64_IMM: case Op::XOR32_IMM: return set(std::max(get(st, d), bits(imm)));
-            case Op::OR64_REG: case Op::OR32_REG: case Op::XOR64_REG: case Op::XOR32_REG: return set(std::max(get(st, d), get(st, s_)));
-            case Op::LSH64_IMM: case Op::LSH32_IMM: return set(get(st, d) + static_cast<unsigned>(in_.imm & (cap - 1)));
-            case Op::RSH64_IMM: case Op::RSH32_IMM: return set(get(st, d));   // (never wider)
-            default: break;
+            const unsigned capc = alu32 ? 2 : 3;
+            auto get = [&](unsigned r) { return static_cast<unsigned>(std::popcount((st >> (3 * r)) & 7)); };
+            auto put = [&](unsigned c) { return (st & ~(7ull << (3 * d))) | (((1ull << c) - 1) << (3 * d)); };
+            const unsigned ic = cls_of(std::bit_width(imm));
+            switch (k) {
+            case Kb::Keep: return st;
+            case Kb::Load8: return put(0);
+            case Kb::Load16: return put(1);
+            case Kb::Load32: return put(2);
+            case Kb::Set64: return put(3);
+            case Kb::SetCap: return put(capc);
+            case Kb::MovImm: return put(std::min(ic, capc));
+            case Kb::MovReg: return put(std::min(get(s_), capc));
+            case Kb::AndImm: return put(std::min({get(d), ic, capc}));
+            case Kb::AndReg: return put(std::min({get(d), get(s_), capc}));
+            case Kb::OrImm: return put(std::min(std::max(get(d), ic), capc));
+            case Kb::OrReg: return put(std::min(std::max(get(d), get(s_)), capc));
+            case Kb::LshImm: return put(std::min(cls_of((8ull << get(d)) + (in_.imm & (alu32 ? 31 : 63))), capc));
+            case Kb::RshImm: return put(std::min(get(d), capc));   // (never wider)
+            case Kb::End: return put(cls_of(static_cast<uint64_t>(std::clamp(in_.imm, 16, 64))));   // le/be/bswap 16, 32, 64
+            case Kb::Clobber: return st | kAll64;
             }
-            switch (f) {
-            case Form::END: return put(st, d, static_cast<unsigned>(std::clamp(in_.imm, 16, 64)));   // le/be/bswap 16, 32, 64
-            case Form::ALU_K: case Form::ALU_X: case Form::NEG: case Form::MOVSX: return put(st, d, cap);
-            case Form::LDX: case Form::LDXS: case Form::LDDW: case Form::LOAD_ACQ: return put(st, d, 64);
-            case Form::CALL: case Form::CALL_KFUNC: case Form::LDABS: case Form::LDIND: case Form::ATOMIC: return st | kAll64;
-            default: return st;
-            }
+            return st;
         };
         for (bool changed = true; changed;) {
             changed = false;
+            uint64_t carry = 0;   // the state the previous instruction falls through with
             for (std::size_t pc = 0; pc < n; ++pc) {
-                const Op op = ops[pc];
-                if (op == Op::LddwHigh || !(in[pc] & kReached)) continue;
+                const uint64_t st = in[pc] | carry;
+                in[pc] = st;
                 const Insn& in_ = I[pc];
-                const Form f = form[static_cast<std::size_t>(op)];
-                const uint64_t out = flow(op, f, in_, in[pc]);
-                auto join = [&](std::size_t t) {
+                const Op op = ops[pc];
+                const Facts& x = fact[static_cast<std::size_t>(op)];
+                const uint64_t out = flow(kind[static_cast<std::size_t>(op)], in_, st);
+                carry = out & (0 - (static_cast<uint64_t>(x.falls) & (st >> 63)));   // (nothing from an unreached pc)
+                if (x.has_succ && (st & kReached)) {
+                    const std::size_t t = target_of(pc, x.succ);
                     const uint64_t j = in[t] | out;
                     if (j != in[t]) {
                         in[t] = j;
-                        changed |= t <= pc;   // a later pc is visited in this pass anyway
+                        changed |= t <= pc;   // a later pc is visited in this round anyway
                     }
-                };
-                const Facts& x = fact[static_cast<std::size_t>(op)];
-                if (x.falls && pc + x.step < n) join(pc + x.step);
-                if (x.succ) join(target_of(pc, x.succ));
+                }
             }
         }
         impl.dst_width.assign(n, 0);   // 0: never reached
         for (std::size_t pc = 0; pc < n; ++pc)
-            if (in[pc] & kReached) impl.dst_width[pc] = static_cast<uint8_t>(get(in[pc], I[pc].dst & 0xf));
+            if (in[pc] & kReached) impl.dst_width[pc] = static_cast<uint8_t>(8u << std::popcount((in[pc] >> (3 * (I[pc].dst & 0xf))) & 7));
     }
     impl.stack_zero = frames || escape || helpers ? kStackSize : static_cast<unsigned>(-deepest + 7) / 8 * 8;
     // Stack slots in registers: the three most used 8-byte slots only ever accessed whole.
