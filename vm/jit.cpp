@@ -1940,14 +1940,12 @@ void analyse(Jit::Impl& impl) {
     const Insn* const code = I.data();
     const Op* const op_at = ops.data();
     bool changed = false;
-    // One round of liveness at pc, the jump's successor given; returns live_in[pc]. The first
-    // round compares nothing: it changes everything it computes (all starts empty).
-    auto live = [&]<bool kFirst>(std::size_t pc, const Insn& in, const Facts& x, std::size_t jump, uint16_t carry) {
+    // One round of liveness at pc, the jump's successor given; returns live_in[pc].
+    auto live = [&](std::size_t pc, const Insn& in, const Facts& x, std::size_t jump, uint16_t carry) {
         const auto out = static_cast<uint16_t>((carry & x.falls_mask) | live_in[jump]);
         const auto d = static_cast<uint16_t>(1u << (in.dst & 0xf)), s = static_cast<uint16_t>(1u << (in.src & 0xf));
         const auto use = static_cast<uint16_t>((d & x.use_d) | (s & x.use_s) | x.use_all | (exit_use & x.use_exit));
         const auto lin = static_cast<uint16_t>(use | (out & ~(d & x.def_mask)));
-        if constexpr (!kFirst) changed |= (out != live_out[pc]) | (lin != live_in[pc]);
         live_out[pc] = out;
         live_in[pc] = lin;
         return lin;
@@ -1974,11 +1972,12 @@ void analyse(Jit::Impl& impl) {
         deepest = std::min(deepest, std::max(off, -static_cast<int>(kStackSize)) & -static_cast<int>(stack));
         if (count_slots && (x.base & r10_in)) [[unlikely]] count(off, static_cast<unsigned>(size));
         escape |= (x.esc & r10_in) != 0;
-        carry = live.template operator()<true>(pc, in, x, x.has_succ ? t : n, carry);
+        carry = live(pc, in, x, x.has_succ ? t : n, carry);
     }
     frames = kinds & Facts::kFrames;
     helpers = kinds & Facts::kHelpers;
     impl.has_callx = kinds & Facts::kCallx;
+    std::vector<std::pair<uint32_t, uint32_t>> back_edges;   // (target, pc) of jumps going backwards
     for (std::size_t i = 0; i < marks; ++i) {
         const auto [t, pc] = targets[i];
         // bit 1: a loop head (a jump from below); bit 2: the previous instruction does not fall
@@ -1986,23 +1985,30 @@ void analyse(Jit::Impl& impl) {
         const bool gap = t > 0 && !fact[static_cast<std::size_t>(ops[t - 1])].falls;
         impl.target[t] |= static_cast<uint8_t>((t <= pc ? 3 : 1) | (gap ? 4 : 0));
         backwards |= t <= pc;
+        if (t <= pc && fact[static_cast<std::size_t>(ops[pc])].has_succ) back_edges.emplace_back(t, pc);
     }
-    // More rounds: where a jump goes backwards, and from scratch where exits read every register.
-    changed = backwards;
+    // More rounds while a backward jump read a live-in its round then grew (every other read
+    // in a round comes after what it reads): the result is a fixed point once none did. And
+    // from scratch where exits read every register.
+    auto unsettled = [&] {
+        for (const auto& [t, pc] : back_edges)
+            if (live_in[t] & ~live_out[pc]) return true;
+        return false;
+    };
+    changed = unsettled();
     if (impl.opts.checked && frames) {
         exit_use = kEvery;
         std::fill(live_in.begin(), live_in.end(), 0);
         changed = true;
     }
     while (changed) {
-        changed = false;
         carry = 0;
         for (std::size_t pc = n; pc-- > 0;) {
             const Insn& in = code[pc];
             const Facts& x = fact[static_cast<std::size_t>(op_at[pc])];
-            carry = live.template operator()<false>(pc, in, x, rel_target(pc, in, x.succ_off, x.succ_imm, x.has_succ, n), carry);
+            carry = live(pc, in, x, rel_target(pc, in, x.succ_off, x.succ_imm, x.has_succ, n), carry);
         }
-        changed &= backwards;
+        changed = unsettled();
     }
     // Known-zero high bits (see Emitter::redundant_and), forward to a fixed point over the jumps,
     // joins taking the widest. Programs with frames are left out (a function's entry has callers
@@ -2024,13 +2030,15 @@ void analyse(Jit::Impl& impl) {
         std::vector<uint64_t> in(n, 0);
         in[0] = kReached | kAll64;
         auto cls_of = [](uint64_t bits) { return static_cast<unsigned>((bits > 8) + (bits > 16) + (bits > 32)); };
+        // the class of a thermometer in the low 3 bits (a popcount, without a call to libgcc's)
+        auto therm_class = [](uint64_t t) { return static_cast<unsigned>((t & 1) + ((t >> 1) & 1) + ((t >> 2) & 1)); };
         const auto& kind = kb_kinds();
         auto flow = [&](Kb k, const Insn& in_, uint64_t st) -> uint64_t {
             const unsigned d = in_.dst & 0xf, s_ = in_.src & 0xf;
             const bool alu32 = code::cls(in_.code) == code::ALU;
             const uint64_t imm = alu32 ? static_cast<uint32_t>(in_.imm) : static_cast<uint64_t>(static_cast<int64_t>(in_.imm));
             const unsigned capc = alu32 ? 2 : 3;
-            auto get = [&](unsigned r) { return static_cast<unsigned>(std::popcount((st >> (3 * r)) & 7)); };
+            auto get = [&](unsigned r) { return therm_class(st >> (3 * r)); };
             auto put = [&](unsigned c) { return (st & ~(7ull << (3 * d))) | (((1ull << c) - 1) << (3 * d)); };
             const unsigned ic = cls_of(std::bit_width(imm));
             switch (k) {
@@ -2076,7 +2084,7 @@ void analyse(Jit::Impl& impl) {
         }
         impl.dst_width.assign(n, 0);   // 0: never reached
         for (std::size_t pc = 0; pc < n; ++pc)
-            if (in[pc] & kReached) impl.dst_width[pc] = static_cast<uint8_t>(8u << std::popcount((in[pc] >> (3 * (I[pc].dst & 0xf))) & 7));
+            if (in[pc] & kReached) impl.dst_width[pc] = static_cast<uint8_t>(8u << therm_class(in[pc] >> (3 * (I[pc].dst & 0xf))));
     }
     impl.stack_zero = frames || escape || helpers ? kStackSize : static_cast<unsigned>(-deepest + 7) / 8 * 8;
     // Stack slots in registers: the three most used 8-byte slots only ever accessed whole.
