@@ -903,6 +903,8 @@ TEST_CASE("direct x86 encodings equal xbyak's, byte for byte", "[jit][x86enc]") 
                 same("store w " + tag, [&](e::X86Code& c) { e::mem(c, true, false, e::kMovRmR, d, s, disp); }, [&](Gen& g) { g.mov(g.word[m], rd.cvt16()); });
                 same("store d " + tag, [&](e::X86Code& c) { e::mem(c, false, false, e::kMovRmR, d, s, disp); }, [&](Gen& g) { g.mov(g.dword[m], rd.cvt32()); });
                 same("store q " + tag, [&](e::X86Code& c) { e::mem(c, false, true, e::kMovRmR, d, s, disp); }, [&](Gen& g) { g.mov(g.qword[m], rd); });
+                same("lea " + tag, [&](e::X86Code& c) { e::mem(c, false, true, e::kLea, d, s, disp); }, [&](Gen& g) { g.lea(rd, g.ptr[m]); });
+                same("cmp q " + tag, [&](e::X86Code& c) { e::mem(c, false, true, e::kCmpRRm, d, s, disp); }, [&](Gen& g) { g.cmp(rd, g.qword[m]); });
             }
         }
         // One register and an immediate.

@@ -550,8 +550,8 @@ struct Emitter : CodeGenerator {
     std::vector<Deferred> deferred;
     std::vector<uint8_t> unchecked_load;            // loads a group check already covers (see group())
     std::vector<uint8_t> done;                      // instructions a fold at an earlier pc took care of (sink())
-    Label L_entry, L_done, L_finish, L_callc, L_return;
-    Near common_trap;   // (a Near: every trap stub jumps there)
+    Label L_entry, L_done, L_finish, L_return;
+    Near common_trap, callc;   // (Nears: every trap stub and call_c goes there)
 
     Emitter(const Jit::Impl& p, std::size_t size, Allocator* alloc)
         : CodeGenerator(size, nullptr, alloc), P(p), checked(p.opts.checked) {
@@ -686,10 +686,18 @@ struct Emitter : CodeGenerator {
     }
 
     void call_c(CFn fn) {   // r10 = a, ctx.cb_b = b (arg_b); result in r11; BPF registers preserved
-        mov(r11, reinterpret_cast<uint64_t>(fn));
-        call(L_callc);
+        mov_imm(11, reinterpret_cast<uint64_t>(fn));
+        x86::X86Code c = here();
+        c.put(0xe8);   // call rel32
+        put(c);
+        rel32_to(callc);
     }
-    void arg_b(uint32_t b) { mov(qword[r12 + CTX(cb_b)], b); }
+    void arg_b(uint32_t b) {   // mov qword [r12 + cb_b], b
+        if (b > 0x7fffffffu) throw Error(ErrorCode::Internal, fmt::format("jit: callback argument {:#x} does not fit 31 bits", b));
+        x86::X86Code c = here();
+        x86::store_imm(c, 8, 12, static_cast<int32_t>(CTX(cb_b)), static_cast<int32_t>(b));
+        put(c);
+    }
 
     // The budget lives in r9 in checked mode: charged with a register subtraction per taken
     // branch (a memory operand would chain every branch through store forwarding).
@@ -778,7 +786,7 @@ struct Emitter : CodeGenerator {
             lea(r10, ptr[base + off]);
             return RegExp(r10);
         }
-        return checked_address(pc, base + off, size, perm);
+        return checked_address(pc, static_cast<unsigned>(base.getIdx()), off, size, perm);
     }
 
     // r10 + off .. + size inside the frame: needs no check.
@@ -789,13 +797,30 @@ struct Emitter : CodeGenerator {
     // address() as a base register's hardware number and a displacement (r10 and 0 when checked).
     std::pair<unsigned, int32_t> operand(std::size_t pc, uint8_t base, int16_t off, unsigned size, uint8_t perm) {
         if (!checked || (base == 10 && frame_slot(off, size))) return {hw[base], off};
-        checked_address(pc, R[base] + off, size, perm);
+        checked_address(pc, hw[base], off, size, perm);
         return {10, 0};
     }
 
     // The address e computed into r10 and checked against the memory map (checked mode).
     RegExp checked_address(std::size_t pc, const RegExp& e, unsigned size, uint8_t perm) {
         lea(r10, ptr[e]);
+        return check_r10(pc, size, perm);
+    }
+    // The same for [base + disp] (hardware register numbers), encoded directly: every checked
+    // access to memory other than the stack comes here.
+    RegExp checked_address(std::size_t pc, unsigned base, int32_t disp, unsigned size, uint8_t perm) {
+        x86::X86Code c = here();
+        x86::mem(c, false, true, x86::kLea, 10, base, disp);   // lea r10, [base + disp]
+        put(c);
+        return check_r10(pc, size, perm);
+    }
+    // cmp r10, qword [r12 + disp]
+    void cmp_r10_ctx(uint32_t disp) {
+        x86::X86Code c = here();
+        x86::mem(c, false, true, x86::kCmpRRm, 10, 12, static_cast<int32_t>(disp));
+        put(c);
+    }
+    RegExp check_r10(std::size_t pc, unsigned size, uint8_t perm) {
         // Inline: the region the last plain read (write) hit. Out of line: the live stack
         // window (a base other than r10 pointing into the stack), then MemoryMap::allows.
         const unsigned k = size == 1 ? 0 : size == 2 ? 1 : size == 4 ? 2 : 3;
@@ -804,9 +829,9 @@ struct Emitter : CodeGenerator {
         Near& stack = fresh();
         if (perm == kRead || perm == kWrite) {
             const uint32_t w = perm == kWrite ? 1 : 0;
-            cmp(r10, qword[r12 + CTX(c_lo) + 8 * w]);
+            cmp_r10_ctx(CTX(c_lo) + 8 * w);
             jb(stack, T_NEAR);
-            cmp(r10, qword[r12 + CTX(c_last) + 32 * w + 8 * k]);
+            cmp_r10_ctx(CTX(c_last) + 32 * w + 8 * k);
             ja(stack, T_NEAR);
         } else {
             jmp(stack, T_NEAR);
@@ -815,14 +840,16 @@ struct Emitter : CodeGenerator {
         Near* trap_mem = &trap(pc, TrapKind::MemoryFault);
         deferred.emplace_back([this, &slow, &ok, &stack, trap_mem, size, perm, k] {
             L(stack);
-            cmp(r10, qword[r12 + CTX(stack_lo)]);
+            cmp_r10_ctx(CTX(stack_lo));
             jb(slow, T_NEAR);
-            cmp(r10, qword[r12 + CTX(top_minus) + 8 * k]);
+            cmp_r10_ctx(CTX(top_minus) + 8 * k);
             jbe(ok, T_NEAR);
             L(slow);
             arg_b(size | (unsigned(perm) << 8));
             call_c(cb_check);
-            test(r11, r11);
+            x86::X86Code c = here();
+            x86::rr(c, true, x86::kTestRmR, 11, 11);   // test r11, r11
+            put(c);
             jz(*trap_mem, T_NEAR);
             jmp(ok, T_NEAR);
         });
@@ -1525,7 +1552,7 @@ struct Emitter : CodeGenerator {
         call(r11);
         jmp(L_done, T_NEAR);
 
-        L(L_callc);   // r11 = fn, r10 = a, ctx.cb_b = b; the budget goes through ctx.budget
+        L(callc);   // r11 = fn, r10 = a, ctx.cb_b = b; the budget goes through ctx.budget
         push(rax);
         push(rdi);
         push(rsi);

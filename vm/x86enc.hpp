@@ -56,7 +56,7 @@ struct X86Buf : X86Code {
 // Opcodes. Two-byte ones carry the 0x0f escape in the high byte.
 enum : uint16_t {
     kAddRmR = 0x01, kOrRmR = 0x09, kAndRmR = 0x21, kSubRmR = 0x29, kXorRmR = 0x31, kCmpRmR = 0x39,
-    kTestRmR = 0x85, kMovRmR = 0x89, kMovRRm = 0x8b, kMovRmR8 = 0x88, kMovsxd = 0x63,
+    kTestRmR = 0x85, kMovRmR = 0x89, kMovRRm = 0x8b, kMovRmR8 = 0x88, kMovsxd = 0x63, kCmpRRm = 0x3b, kLea = 0x8d,
     kImulRRm = 0x0faf, kMovzx8 = 0x0fb6, kMovzx16 = 0x0fb7, kMovsx8 = 0x0fbe, kMovsx16 = 0x0fbf,
 };
 // Group-1 extensions (the /digit of 0x81 and 0x83).
