@@ -10,7 +10,10 @@
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <map>
 
@@ -252,6 +255,82 @@ void BM_large(benchmark::State& state, Step step) {
                                                    benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
 
+// Compile time on real programs: every program of the sample corpus (../shared/corpus/
+// ebpf-samples) that links, its map and BTF lddw made plain constants (no maps are bound
+// here), compiled once per iteration. ns/insn: the time beyond each compile's fixed cost (an
+// empty program's, measured alongside), per instruction, as the figure is stated.
+struct Samples {
+    std::vector<vm::Program> progs;
+    std::size_t insns = 0;
+};
+const Samples& samples() {
+    static const Samples s = [] {
+        namespace fs = std::filesystem;
+        Samples out;
+        std::vector<fs::path> files;
+        std::error_code ec;
+        for (fs::recursive_directory_iterator it(BPFSIM_SHARED_DIR "/corpus/ebpf-samples", ec), end; !ec && it != end; it.increment(ec))
+            if (it->is_regular_file() && it->path().extension() == ".o") files.push_back(it->path());
+        std::sort(files.begin(), files.end());
+        const auto helpers = harness::kernel_helpers();
+        for (const auto& f : files) {
+            auto obj = harness::Object::open(f);
+            if (!obj) continue;
+            for (const auto& pd : obj->programs()) {
+                auto lp = obj->link(pd.name);
+                if (!lp) continue;
+                vm::Program p = lp->prog;
+                for (std::size_t k = 0; k + 1 < p.insns.size(); ++k)
+                    if (p.insns[k].code == 0x18 && p.insns[k].src != 0) {
+                        p.insns[k].src = 0;
+                        p.insns[++k].imm = 0;
+                    }
+                if (!vm::Jit::compile(p, helpers, vm::JitOptions{false})) continue;   // (e.g. kfuncs, unknown helpers)
+                out.insns += p.insns.size();
+                out.progs.push_back(std::move(p));
+            }
+        }
+        return out;
+    }();
+    return s;
+}
+
+void BM_compile_samples(benchmark::State& state, bool checked) {
+    const Samples& s = samples();
+    if (s.progs.empty()) {
+        state.SkipWithError("no programs under " BPFSIM_SHARED_DIR "/corpus/ebpf-samples");
+        return;
+    }
+    const auto helpers = harness::kernel_helpers();
+    const vm::JitOptions opts{checked};
+    auto fixed = [&] {   // an empty program's compile, the best of 200
+        double best = 1e18;
+        for (int i = 0; i < 200; ++i) {
+            const auto t0 = std::chrono::steady_clock::now();
+            auto j = vm::Jit::compile(empty_program(), helpers, opts);
+            benchmark::DoNotOptimize(j);
+            best = std::min(best, std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count());
+        }
+        return best;
+    };
+    const double fixed_before = fixed();
+    double total = 0;
+    for (auto _ : state) {
+        const auto t0 = std::chrono::steady_clock::now();
+        for (const auto& p : s.progs) {
+            auto j = vm::Jit::compile(p, helpers, opts);
+            benchmark::DoNotOptimize(j);
+        }
+        total += std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+    }
+    const double fixed_ns = std::min(fixed_before, fixed());
+    const double per_iteration = total / static_cast<double>(state.iterations());
+    state.counters["programs"] = static_cast<double>(s.progs.size());
+    state.counters["insns"] = static_cast<double>(s.insns);
+    state.counters["fixed_us"] = fixed_ns / 1e3;
+    state.counters["ns/insn"] = (per_iteration - fixed_ns * static_cast<double>(s.progs.size())) / static_cast<double>(s.insns);
+}
+
 // Run overhead: an empty XDP program (r0 = XDP_PASS) on a 64-byte packet and its xdp_md,
 // both already in the memory map, as the kernel's BPF_PROG_TEST_RUN repeat loop measures it.
 struct EmptyXdp {
@@ -369,6 +448,9 @@ int main(int argc, char** argv) {
         benchmark::RegisterBenchmark(checked ? "jit_compile/synthetic_50k_checked" : "jit_compile/synthetic_50k",
                                      BM_large<std::function<Result<vm::Jit>(const vm::Program&)>>,
                                      [checked](const vm::Program& p) { return vm::Jit::compile(p, vm::HelperTable{}, vm::JitOptions{checked}); });
+    for (const bool checked : {false, true})
+        benchmark::RegisterBenchmark(checked ? "jit_compile/samples_checked" : "jit_compile/samples", BM_compile_samples, checked)
+            ->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark("jit_compile/synthetic_50k_validate_only",
                                  BM_large<std::function<Result<vm::Validated>(const vm::Program&)>>,
                                  [](const vm::Program& p) { return vm::validate(p, vm::HelperTable{}); });

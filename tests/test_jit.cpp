@@ -938,6 +938,17 @@ TEST_CASE("direct x86 encodings equal xbyak's, byte for byte", "[jit][x86enc]") 
             same(fmt::format("mov d={} imm64={:#x}", d, v), [&](e::X86Code& c) { e::mov_ri(c, d, v); }, [&](Gen& g) { g.mov(r64[d], v); });
         }
         same(fmt::format("call d={}", d), [&](e::X86Code& c) { e::call_r(c, d); }, [&](Gen& g) { g.call(r64[d]); });
+        same(fmt::format("jmp d={}", d), [&](e::X86Code& c) { e::jmp_r(c, d); }, [&](Gen& g) { g.jmp(r64[d]); });
+        for (const int32_t disp : disps)
+            for (const int32_t imm : imms) {
+                const auto tag = fmt::format("base={} disp={} imm={}", d, disp, imm);
+                for (const Group1& op : group1) {
+                    same(op.name + (" dword " + tag), [&](e::X86Code& c) { e::mi(c, false, op.ext, d, disp, imm); },
+                         [&](Gen& g) { (g.*op.ri_fn)(g.dword[r64[d] + disp], static_cast<uint32_t>(imm)); });
+                    same(op.name + (" qword " + tag), [&](e::X86Code& c) { e::mi(c, true, op.ext, d, disp, imm); },
+                         [&](Gen& g) { (g.*op.ri_fn)(g.qword[r64[d] + disp], static_cast<uint32_t>(imm)); });
+                }
+            }
         for (const int32_t disp : disps)
             for (const uint8_t imm : {0, 1, 0xff})
                 same(fmt::format("cmp byte base={} disp={} imm={}", d, disp, imm), [&](e::X86Code& c) { e::cmp_m8i(c, d, disp, imm); },

@@ -550,8 +550,8 @@ struct Emitter : CodeGenerator {
     std::vector<Deferred> deferred;
     std::vector<uint8_t> unchecked_load;            // loads a group check already covers (see group())
     std::vector<uint8_t> done;                      // instructions a fold at an earlier pc took care of (sink())
-    Label L_entry, L_done, L_finish, L_return;
-    Near common_trap, callc;   // (Nears: every trap stub and call_c goes there)
+    Label L_entry;
+    Near done_, finish_, return_, common_trap, callc;   // the shared tails (Nears: jumps to them are patched)
 
     Emitter(const Jit::Impl& p, std::size_t size, Allocator* alloc)
         : CodeGenerator(size, nullptr, alloc), P(p), checked(p.opts.checked) {
@@ -592,6 +592,11 @@ struct Emitter : CodeGenerator {
     void mov_imm(unsigned dst, uint64_t imm) {
         x86::X86Code c = here();
         x86::mov_ri(c, dst, imm);
+        put(c);
+    }
+    void test_self(unsigned reg) {   // test reg, reg (64-bit)
+        x86::X86Code c = here();
+        x86::rr(c, true, x86::kTestRmR, reg, reg);
         put(c);
     }
 
@@ -703,7 +708,7 @@ struct Emitter : CodeGenerator {
     // branch (a memory operand would chain every branch through store forwarding).
     void budget_check(std::size_t pc) {
         if (!checked) return;
-        test(r9, r9);
+        test_self(9);
         js(trap(pc, TrapKind::Budget), T_NEAR);
     }
     void budget_to_ctx() {
@@ -847,9 +852,7 @@ struct Emitter : CodeGenerator {
             L(slow);
             arg_b(size | (unsigned(perm) << 8));
             call_c(cb_check);
-            x86::X86Code c = here();
-            x86::rr(c, true, x86::kTestRmR, 11, 11);   // test r11, r11
-            put(c);
+            test_self(11);
             jz(*trap_mem, T_NEAR);
             jmp(ok, T_NEAR);
         });
@@ -929,15 +932,17 @@ struct Emitter : CodeGenerator {
         jne(req, T_NEAR);
         deferred.emplace_back([this, &req, pc, charged] {
             L(req);
-            mov(qword[r12 + CTX(r0)], R[0]);
-            mov(r10d, static_cast<uint32_t>(pc));
+            to_ctx(CTX(r0), hw[0]);
+            mov_imm(10, static_cast<uint32_t>(pc));
             arg_b(charged ? 1 : 0);
             call_c(cb_request);
-            test(r11, r11);
-            jz(L_done, T_NEAR);
-            mov(R[1], qword[r12 + CTX(tmp)]);
-            mov(R[0], qword[r12 + CTX(r0)]);
-            jmp(r11);
+            test_self(11);
+            jz(done_, T_NEAR);
+            from_ctx(hw[1], CTX(tmp));
+            from_ctx(hw[0], CTX(r0));
+            x86::X86Code c = here();
+            x86::jmp_r(c, 11);   // jmp r11
+            put(c);
         });
     }
 
@@ -1122,7 +1127,7 @@ struct Emitter : CodeGenerator {
         arg_b(static_cast<uint32_t>(bytes | (pc << 8)));
         call_c(cb_ldpkt);
         test(r11, r11);
-        jnz(L_done, T_NEAR);
+        jnz(done_, T_NEAR);
         mov(R[0], qword[r12 + CTX(tmp)]);
     }
 
@@ -1530,10 +1535,10 @@ struct Emitter : CodeGenerator {
         }
 
         // Shared tails.
-        L(L_finish);
+        L(finish_);
         budget_to_ctx();
         mov(qword[r12 + CTX(r0)], R[0]);
-        L(L_done);
+        L(done_);
         mov(rsp, qword[r12 + CTX(entry_rsp)]);
         add(rsp, 8);
         pop(r15);
@@ -1550,7 +1555,7 @@ struct Emitter : CodeGenerator {
         mov(rsp, qword[r12 + CTX(entry_rsp)]);
         mov(r11, reinterpret_cast<uint64_t>(&cb_trap));
         call(r11);
-        jmp(L_done, T_NEAR);
+        jmp(done_, T_NEAR);
 
         L(callc);   // r11 = fn, r10 = a, ctx.cb_b = b; the budget goes through ctx.budget
         push(rax);
@@ -1580,7 +1585,7 @@ struct Emitter : CodeGenerator {
         pop(rax);
         ret();
 
-        L(L_return);   // exit at depth > 0
+        L(return_);   // exit at depth > 0
         dec(dword[r12 + CTX(depth)]);
         pop(r11);
         pop(qword[r12 + CTX(cur)]);
@@ -1742,7 +1747,7 @@ std::size_t Emitter::emit(std::size_t pc, Op op, bool probe, bool fold) {
             arg_b(static_cast<uint32_t>(pc));
             call_c(cb_callx);
             cmp(r11, 1);
-            je(L_done, T_NEAR);
+            je(done_, T_NEAR);
             Near &helper = fresh(), &ret = fresh(), &after = fresh();
             test(r11, r11);
             jz(helper, T_NEAR);
@@ -1760,16 +1765,18 @@ std::size_t Emitter::emit(std::size_t pc, Op op, bool probe, bool fold) {
     case Op::CALL_KFUNC: if (!probe) jmp(trap(pc, TrapKind::BadCall), T_NEAR); return 1;
     case Op::EXIT:
         if (!probe) {
-            if (checked) sub(r9, P.charge[pc]);
-            cmp(dword[r12 + CTX(depth)], 0);
-            jne(L_return, T_NEAR);
+            x86::X86Code c = here();
+            if (checked) x86::ri(c, true, x86::kExtSub, 9, P.charge[pc]);   // sub r9, charge
+            x86::mi(c, false, x86::kExtCmp, 12, static_cast<int32_t>(CTX(depth)), 0);   // cmp dword [r12 + depth], 0
+            put(c);
+            jne(return_, T_NEAR);
             budget_check(pc);
-            jmp(L_finish, T_NEAR);
+            jmp(finish_, T_NEAR);
         }
         return 1;
 
     case Op::LDDW:
-        if (!probe) mov(d, (uint64_t(uint32_t(P.prog.insns[pc + 1].imm)) << 32) | uint32_t(in.imm));
+        if (!probe) mov_imm(hw[in.dst], (uint64_t(uint32_t(P.prog.insns[pc + 1].imm)) << 32) | uint32_t(in.imm));
         return 1;
     case Op::LDDW_FUNC:
         if (!probe) mov(d, kFuncPtrTag | static_cast<uint64_t>(pc + 1 + in.imm));

@@ -180,6 +180,22 @@ inline void call_r(X86Code& c, unsigned rm) {
     c.put(static_cast<uint8_t>(0xc0 | 2 << 3 | (rm & 7)));
 }
 
+// jmp rm (a register).
+inline void jmp_r(X86Code& c, unsigned rm) {
+    rex(c, false, 0, rm);
+    c.put(0xff);
+    c.put(static_cast<uint8_t>(0xc0 | 4 << 3 | (rm & 7)));
+}
+
+// Group-1 op size ptr [base + disp], imm (dword or qword; imm8 when it fits).
+inline void mi(X86Code& c, bool w, uint8_t ext, unsigned base, int32_t disp, int32_t imm) {
+    rex(c, w, 0, base);
+    const bool short_imm = fits8(imm);
+    c.put(short_imm ? 0x83 : 0x81);
+    mem_operand(c, ext, base, disp);
+    c.put8or32(static_cast<uint32_t>(imm), short_imm);
+}
+
 // cmp byte [base + disp], imm8.
 inline void cmp_m8i(X86Code& c, unsigned base, int32_t disp, uint8_t imm) {
     rex(c, false, 0, base);
