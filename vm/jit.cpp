@@ -1973,7 +1973,6 @@ void analyse(Jit::Impl& impl) {
     uint16_t* const live_out = impl.live_out.data();
     const Insn* const code = I.data();
     const Op* const op_at = ops.data();
-    bool changed = false;
     // One round of liveness at pc, the jump's successor given; returns live_in[pc].
     auto live = [&](std::size_t pc, const Insn& in, const Facts& x, std::size_t jump, uint16_t carry) {
         const auto out = static_cast<uint16_t>((carry & x.falls_mask) | live_in[jump]);
@@ -2024,25 +2023,27 @@ void analyse(Jit::Impl& impl) {
     // More rounds while a backward jump read a live-in its round then grew (every other read
     // in a round comes after what it reads): the result is a fixed point once none did. And
     // from scratch where exits read every register.
+    // A round starts at the highest such jump: nothing above it reads what grew.
     auto unsettled = [&] {
+        std::size_t from = 0;   // one past the highest unsettled jump; 0: none
         for (const auto& [t, pc] : back_edges)
-            if (live_in[t] & ~live_out[pc]) return true;
-        return false;
+            if (live_in[t] & ~live_out[pc]) from = std::max<std::size_t>(from, pc + 1);
+        return from;
     };
-    changed = unsettled();
+    std::size_t from = unsettled();
     if (impl.opts.checked && frames) {
         exit_use = kEvery;
         std::fill(live_in.begin(), live_in.end(), 0);
-        changed = true;
+        from = n;
     }
-    while (changed) {
-        carry = 0;
-        for (std::size_t pc = n; pc-- > 0;) {
+    while (from) {
+        carry = from < n ? live_in[from] : 0;
+        for (std::size_t pc = from; pc-- > 0;) {
             const Insn& in = code[pc];
             const Facts& x = fact[static_cast<std::size_t>(op_at[pc])];
             carry = live(pc, in, x, rel_target(pc, in, x.succ_off, x.succ_imm, x.has_succ, n), carry);
         }
-        changed = unsettled();
+        from = unsettled();
     }
     // Known-zero high bits (see Emitter::redundant_and), forward to a fixed point over the jumps,
     // joins taking the widest. Programs with frames are left out (a function's entry has callers
@@ -2095,10 +2096,12 @@ void analyse(Jit::Impl& impl) {
             }
             return st;
         };
-        for (bool changed = true; changed;) {
-            changed = false;
+        // A round starts at the lowest loop head a backward jump widened: nothing below it
+        // changes.
+        for (std::size_t from = 0; from < n;) {
+            std::size_t next = n;
             uint64_t carry = 0;   // the state the previous instruction falls through with
-            for (std::size_t pc = 0; pc < n; ++pc) {
+            for (std::size_t pc = from; pc < n; ++pc) {
                 const uint64_t st = in[pc] | carry;
                 in[pc] = st;
                 const Insn& in_ = I[pc];
@@ -2111,10 +2114,11 @@ void analyse(Jit::Impl& impl) {
                     const uint64_t j = in[t] | out;
                     if (j != in[t]) {
                         in[t] = j;
-                        changed |= t <= pc;   // a later pc is visited in this round anyway
+                        if (t <= pc) next = std::min(next, t);   // a later pc is visited in this round anyway
                     }
                 }
             }
+            from = next;
         }
         impl.dst_width.assign(n, 0);   // 0: never reached
         for (std::size_t pc = 0; pc < n; ++pc)
