@@ -185,6 +185,24 @@ constexpr std::array<uint16_t, 256> make_direct() {
 }
 constexpr auto kDirect = make_direct();
 
+// Opcode bytes whose rows differ only by src (lddw and call kinds), classified by (code, src):
+// the row, or 0xffff (no row, or the byte is not told apart by src).
+constexpr std::array<uint16_t, 256 * 16> make_by_src() {
+    std::array<uint16_t, 256 * 16> d{};
+    for (auto& x : d) x = 0xffff;
+    for (std::size_t c = 0; c < 256; ++c) {
+        bool all_src = kByCode.count[c] > 0;
+        for (unsigned i = 0; i < kByCode.count[c]; ++i) all_src &= kTable[kByCode.rows[c][i]].disc == Disc::SRC;
+        if (!all_src) continue;
+        for (unsigned i = 0; i < kByCode.count[c]; ++i) {
+            const OpInfo& row = kTable[kByCode.rows[c][i]];
+            if (row.dval >= 0 && row.dval < 16) d[c * 16 + static_cast<std::size_t>(row.dval)] = kByCode.rows[c][i];
+        }
+    }
+    return d;
+}
+constexpr auto kBySrc = make_by_src();
+
 // The field checks of one instruction, in the order their messages take precedence.
 void check_fields(const DecodeOptions& opts, std::size_t pc, const Insn& in, Op op) {
     const OpInfo& info = op_info(op);
@@ -223,6 +241,8 @@ Result<Decoded> decode(std::span<const Insn> insns, const DecodeOptions& opts) {
             Op op;
             if (const uint16_t row = kDirect[in.code]; row != 0xffff) {
                 op = static_cast<Op>(row);
+            } else if (const uint16_t by_src = kBySrc[static_cast<std::size_t>(in.code) << 4 | in.src]; by_src != 0xffff) {
+                op = static_cast<Op>(by_src);
             } else {
                 const auto c = classify(in);
                 if (!c) fail(opts, pc, in, why_unclassified(in));
