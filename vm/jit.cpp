@@ -1298,7 +1298,7 @@ struct Emitter : CodeGenerator {
         if (!opt(kJitOptRmw) || !P.slots.empty() || pc + 2 >= P.ops.size()) return 0;
         // (the shape tested with one branch: each test alone mispredicts on random code)
         const Insn& w = I[pc + 2];
-        const bool shape = (op_at(pc) == Op::LDX_DW) & (a.src == 10) & (a.dst != 10) & !P.target[pc + 1] & !P.target[pc + 2] &
+        const bool shape = static_cast<unsigned>(op_at(pc) == Op::LDX_DW) & (a.src == 10) & (a.dst != 10) & !P.target[pc + 1] & !P.target[pc + 2] &
                            (P.ops[pc + 2] == Op::STX_DW) & (w.dst == 10) & (w.src == a.dst) & (w.off == a.off) &
                            (I[pc + 1].dst == a.dst);
         if (shape && !(P.live_out[pc + 2] & (1u << a.dst))) {
@@ -1929,7 +1929,7 @@ const std::array<Kb, kFactRows>& kb_kinds() {
     return t;
 }
 
-// Jump targets, liveness, and which stack slots may live in registers (see Emitter::fuse).
+// Jump targets, liveness, and which stack slots may live in registers (for the folds: fold_at() and the functions it calls).
 void analyse(Jit::Impl& impl) {
     const std::vector<Op>& ops = impl.ops;
     const std::vector<Insn>& I = impl.prog.insns;
@@ -1937,7 +1937,7 @@ void analyse(Jit::Impl& impl) {
     const std::size_t n = ops.size();
     impl.target.assign(n, 0);
     if (n) impl.target[0] = 1;
-    bool frames = false, escape = false, helpers = false, backwards = false;
+    bool frames = false, escape = false, helpers = false;
     // Uses of the 8-byte stack slot at offset -8 * (i + 1), or -1: accessed otherwise.
     // (counted only where slots may go to registers)
     std::array<int, kStackSize / 8> slot_uses{};
@@ -2017,7 +2017,6 @@ void analyse(Jit::Impl& impl) {
         // into it (pc 0 and an lddw's second slot fall through)
         const bool gap = t > 0 && !fact[static_cast<std::size_t>(ops[t - 1])].falls;
         impl.target[t] |= static_cast<uint8_t>((t <= pc ? 3 : 1) | (gap ? 4 : 0));
-        backwards |= t <= pc;
         if (t <= pc && fact[static_cast<std::size_t>(ops[pc])].has_succ) back_edges.emplace_back(t, pc);
     }
     // More rounds while a backward jump read a live-in its round then grew (every other read
