@@ -56,10 +56,6 @@ bool ends_region(Form f) {
     return f == Form::JA || f == Form::JA32 || f == Form::EXIT || f == Form::CALL_LOCAL || f == Form::CALLX;
 }
 
-}  // namespace
-
-namespace {
-
 // What the budget tables need of each op (LddwHigh included: it counts nothing), as masks, so
 // the pass computes instead of branching per instruction.
 struct BudgetRow {
