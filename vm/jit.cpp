@@ -411,7 +411,6 @@ struct Facts {
     uint8_t mark = 0;      // a jump target to mark: 1 pc + 1 + off, 2 pc + 1 + imm
     uint8_t succ = 0;      // the same, as a successor in the flow (not calls)
     bool falls = true;     // the next instruction is a successor
-    uint8_t step = 1;      // the next instruction (lddw: 2)
     // Registers read and written, for the liveness the folds need. Anything unusual (calls,
     // atomics, legacy packet loads) reads every register: never wrong.
     uint8_t use = kAll;    // kD, kS, kAll, kExit (an exit: exit_use)
@@ -472,7 +471,7 @@ const std::array<Facts, kFactRows>& facts() {
             case Form::MAY_GOTO: x.mark = x.succ = 1; x.use = 0; break;
             case Form::JCOND_K: x.mark = x.succ = 1; x.use = D; break;
             case Form::JCOND_X: x.mark = x.succ = 1; x.use = D | S; break;
-            case Form::LDDW: x.step = 2; x.use = 0; x.def = true; break;
+            case Form::LDDW: x.use = 0; x.def = true; break;
             case Form::LDX: case Form::LDXS: x.use = S; x.def = true; x.base = S; x.esc = D; break;
             case Form::ST: x.use = D; x.base = D; x.esc = 0; break;
             case Form::STX: x.use = D | S; x.base = D; x.esc = S; break;
@@ -712,10 +711,10 @@ struct Emitter : CodeGenerator {
         js(trap(pc, TrapKind::Budget), T_NEAR);
     }
     void budget_to_ctx() {
-        if (checked) mov(qword[r12 + CTX(budget)], r9);
+        if (checked) to_ctx(CTX(budget), 9);
     }
     void budget_from_ctx() {
-        if (checked) mov(r9, qword[r12 + CTX(budget)]);
+        if (checked) from_ctx(9, CTX(budget));
     }
 
     // x86 condition codes (the low nibble of jcc); a condition's negation differs in bit 0.
@@ -909,7 +908,7 @@ struct Emitter : CodeGenerator {
             mov_imm(kR11, reinterpret_cast<uint64_t>(fn));
             to_ctx(CTX(fn), kR11);
         }
-        if (checked) to_ctx(CTX(budget), kR9);   // callbacks charge it there
+        budget_to_ctx();   // callbacks charge it there
         mov_rr(kR9, kR12);
         mov_imm(kR11, reinterpret_cast<uint64_t>(&helper_trampoline));
         {
@@ -917,7 +916,7 @@ struct Emitter : CodeGenerator {
             x86::call_r(c, kR11);
             put(c);
         }
-        if (checked) from_ctx(kR9, CTX(budget));
+        budget_from_ctx();
         if (hw[0] != kRax) mov_rr(kR11, kRax);
         for (unsigned i = 1; i < kNumRegs; ++i)
             if (saved[i]) from_ctx(hw[i], CTX(save) + 8 * (i - 1));
@@ -1953,12 +1952,6 @@ void analyse(Jit::Impl& impl) {
             else u = -1;
         }
     };
-    // A jump's target (validate() checked every one: inside the program, never an lddw's second
-    // half), or n where kind is 0.
-    auto target_of = [&](std::size_t pc, uint8_t kind) {
-        const int64_t rel = kind == 1 ? I[pc].off : I[pc].imm;
-        return kind ? static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + rel) : n;
-    };
     // Liveness, backwards to a fixed point: one round when no jump goes backwards.
     // An exit reads r0 only where it ends the run, or returns to a caller that (verified) reads
     // no r1-r5 after the call, r6-r9 being restored: in unchecked mode, or in a program without
@@ -2109,7 +2102,7 @@ void analyse(Jit::Impl& impl) {
                 const uint64_t out = flow(kind[static_cast<std::size_t>(op)], in_, st);
                 carry = out & (0 - (static_cast<uint64_t>(x.falls) & (st >> 63)));   // (nothing from an unreached pc)
                 if (x.has_succ && (st & kReached)) {
-                    const std::size_t t = target_of(pc, x.succ);
+                    const std::size_t t = rel_target(pc, in_, x.succ_off, x.succ_imm, 1, n);
                     const uint64_t j = in[t] | out;
                     if (j != in[t]) {
                         in[t] = j;
