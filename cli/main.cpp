@@ -637,5 +637,12 @@ int main(int argc, char** argv) {
     } catch (const po::error& e) {
         std::cerr << "bpfsim " << verb << ": " << e.what() << " (see bpfsim " << verb << " --help)\n";
         return 2;
+    } catch (const std::system_error& e) {
+        // (a file system call refused: a name too long, a directory not readable)
+        std::cerr << "bpfsim " << verb << ": " << io_error(e).describe() << "\n";
+        return 1;
+    } catch (const std::exception& e) {
+        std::cerr << "bpfsim " << verb << ": internal error (a bug in bpfsim, please report it): " << e.what() << "\n";
+        return 1;
     }
 }

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <filesystem>
+
 namespace bpfsim {
 
 const char* to_string(ErrorCode code) {
@@ -33,6 +35,15 @@ std::string Location::str() const {
     if (pc) add(fmt::format("pc {}", *pc));
     if (!source.empty()) add(fmt::format("({})", source));
     return out;
+}
+
+Error io_error(const std::system_error& e) {
+    Location loc;
+    if (const auto* fe = dynamic_cast<const std::filesystem::filesystem_error*>(&e)) {
+        loc.file = fe->path1().string();
+        if (!fe->path2().empty()) return Error(ErrorCode::Io, fmt::format("{} (and '{}')", e.code().message(), fe->path2().string()), loc);
+    }
+    return Error(ErrorCode::Io, e.code().message(), loc);
 }
 
 std::string Error::describe() const {

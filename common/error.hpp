@@ -8,6 +8,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <variant>
 
@@ -86,13 +87,19 @@ private:
     std::variant<T, Error> v_;
 };
 
-// Runs f and turns a thrown Error into a Result.
+// A failed system call thrown by the standard library (std::filesystem's filesystem_error is
+// one) as an Io error; a filesystem_error's path becomes the location's file.
+Error io_error(const std::system_error& e);
+
+// Runs f and turns a thrown Error, or a system error of the standard library, into a Result.
 template <class F>
 auto catch_error(F&& f) -> Result<decltype(f())> {
     try {
         return f();
     } catch (const Error& e) {
         return e;
+    } catch (const std::system_error& e) {
+        return io_error(e);
     }
 }
 

@@ -3,6 +3,9 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include <charconv>
 #include <fstream>
 #include <regex>
@@ -125,7 +128,7 @@ Result<ConformanceCase> parse_conformance(const std::filesystem::path& file) {
     if (!in) {
         Location loc;
         loc.file = file.string();
-        return Error(ErrorCode::Io, "cannot open file", loc);
+        return Error(ErrorCode::Io, fmt::format("cannot open file: {}", std::strerror(errno)), loc);
     }
     std::stringstream ss;
     ss << in.rdbuf();

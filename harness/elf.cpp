@@ -2,6 +2,9 @@
 #include "harness/harness.hpp"
 
 #include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
 #include <gelf.h>
 #include <libelf.h>
 
@@ -42,7 +45,7 @@ Result<ElfFile> ElfFile::open(const std::filesystem::path& path) {
     if (!in) {
         Location loc;
         loc.file = path.string();
-        return Error(ErrorCode::Io, "cannot open file", loc);
+        return Error(ErrorCode::Io, fmt::format("cannot open file: {}", std::strerror(errno)), loc);
     }
     std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     return from_bytes(std::move(bytes), path.string());

@@ -269,21 +269,20 @@ std::vector<vm::Region> KernelMemory::regions() const {
 Result<std::shared_ptr<const btf::Btf>> load_kernel_btf(const std::filesystem::path& path) {
     return catch_error([&]() -> std::shared_ptr<const btf::Btf> {
         std::ifstream f(path, std::ios::binary);
+        Location loc;
+        loc.file = path.string();
+        if (!f) throw Error(ErrorCode::Io, fmt::format("cannot open the BTF file: {}", std::strerror(errno)), loc);
         char magic[4] = {};
         if (!f.read(magic, 4)) {
-            Location loc;
-            loc.file = path.string();
-            throw Error(ErrorCode::Io, "cannot read the BTF file", loc);
+            if (f.eof()) throw Error(ErrorCode::InvalidBtf, fmt::format("not a BTF file: {} bytes long", f.gcount()), loc);
+            throw Error(ErrorCode::Io, fmt::format("cannot read the BTF file: {}", std::strerror(errno)), loc);
         }
         if (std::memcmp(magic, "\x7f" "ELF", 4) == 0) {   // an object with a .BTF section
             auto elf = ElfFile::open(path);
             if (!elf) throw elf.error();
             const ElfSection* s = elf->section(".BTF");
-            if (!s || s->data.empty()) {
-                Location loc;
-                loc.file = path.string();
+            if (!s || s->data.empty())
                 throw Error(ErrorCode::InvalidBtf, "ELF file has no .BTF section to use as the kernel's BTF", loc);
-            }
             auto b = btf::Btf::parse(s->data, path.string());
             if (!b) throw b.error();
             return std::make_shared<const btf::Btf>(std::move(b.value()));

@@ -2,6 +2,9 @@
 #include "harness/harness.hpp"
 
 #include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include <fstream>
@@ -80,7 +83,7 @@ Result<std::size_t> load_map_init(World& w, const std::filesystem::path& file) {
         Location loc;
         loc.file = file.string();
         std::ifstream in(file);
-        if (!in) throw Error(ErrorCode::Io, "cannot open the map-init file", loc);
+        if (!in) throw Error(ErrorCode::Io, fmt::format("cannot open the map-init file: {}", std::strerror(errno)), loc);
         json doc;
         try {
             doc = json::parse(in);

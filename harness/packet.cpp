@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 
 #include <cerrno>
+#include <cstring>
 #include <cstdlib>
 #include <sys/mman.h>
 
@@ -47,7 +48,7 @@ std::vector<uint8_t> read_file(const std::string& path) {
     if (!in) {
         Location loc;
         loc.file = path;
-        throw Error(ErrorCode::Io, "cannot open file", loc);
+        throw Error(ErrorCode::Io, fmt::format("cannot open file: {}", std::strerror(errno)), loc);
     }
     return std::vector<uint8_t>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }

@@ -91,9 +91,11 @@ struct Reader {
 fs::path resolve(const fs::path& base, const std::string& rel, const std::vector<fs::path>& search) {
     const fs::path p(rel);
     if (p.is_absolute()) return p;
-    if (fs::exists(base / p)) return base / p;
+    // (a name the file system refuses, too long say, is not found here and reported when opened)
+    std::error_code ec;
+    if (fs::exists(base / p, ec)) return base / p;
     for (const auto& s : search)
-        if (fs::exists(s / p)) return s / p;
+        if (fs::exists(s / p, ec)) return s / p;
     return base / p;   // reported missing when opened
 }
 

@@ -2,6 +2,7 @@
 // functions, and the fixed behaviour checked directly.
 #include "btf/btf.hpp"
 #include "btf/dump.hpp"
+#include "harness/scenario.hpp"
 #include "tests/fuzz/fuzz.hpp"
 #include "verifier/verifier.hpp"
 
@@ -130,4 +131,35 @@ TEST_CASE("fuzz regressions: a huge member type does not make the C dump run awa
     CHECK(out.find("struct task_struct {") != std::string::npos);
     CHECK(out.find("char comm[2147483664];") != std::string::npos);
     CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
+}
+
+// scenario/object-name-too-long: a scenario naming an object (or a BTF) of 300 characters. The
+// search of the -I directories asked std::filesystem whether it existed, which throws on a name
+// the file system refuses, and nothing caught it: the process aborted. Such a name is now looked
+// for quietly and reported, with the file system's reason, when it is opened.
+TEST_CASE("fuzz regressions: a file name the file system refuses is an error naming it", "[fuzz-regression][scenario]") {
+    const std::filesystem::path input = kRegressions / "scenario" / "object-name-too-long";
+    const std::string long_name(300, 'x');
+    auto s = harness::load_scenario(input, {BPFSIM_CORPUS_DIR});
+    REQUIRE(s.ok());
+    CHECK(s->object == kRegressions / "scenario" / (long_name + ".o"));
+    REQUIRE(s->btf.size() == 2);
+    CHECK(s->btf[1] == std::filesystem::path(BPFSIM_CORPUS_DIR) / "vmlinux-6.18.44.btf");
+    const harness::ScenarioOutcome out = harness::run_scenario(*s, 1, {}, {});
+    REQUIRE(out.error);
+    CHECK(out.error->code() == ErrorCode::Io);
+    CHECK(out.error->describe() == s->object.string() + ": cannot open file: File name too long");
+
+    // A BTF with such a name, beside an object that opens.
+    s->object = std::filesystem::path(BPFSIM_CORPUS_DIR) / "feat_scenario_maps.o";
+    const harness::ScenarioOutcome bad_btf = harness::run_scenario(*s, 0, {}, {});
+    REQUIRE(bad_btf.error);
+    CHECK(bad_btf.error->describe() == s->btf[0].string() + ": cannot open the BTF file: File name too long");
+
+    // Whatever else in the standard library throws a filesystem_error becomes an Io error naming
+    // the path, wherever catch_error stands between it and the caller.
+    auto r = catch_error([&]() -> bool { return std::filesystem::is_directory(kRegressions / long_name); });
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code() == ErrorCode::Io);
+    CHECK(r.error().describe() == (kRegressions / long_name).string() + ": File name too long");
 }

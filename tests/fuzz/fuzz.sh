@@ -121,7 +121,16 @@ cmd_run() {
         units="$(find "$corpus" -type f | wc -l)"
         if [ $rc -ne 0 ]; then
             echo "fuzz: $t FAILED (exit $rc); log $log:"
-            grep -aE 'ERROR|property violated|SUMMARY|Test unit written|==[0-9]+==' "$log" | head -n 20
+            # What the crash printed (the report, an uncaught exception's terminate message, the
+            # stack), and the input itself, so that a failure on another machine can be replayed:
+            # base64 -d > input && BUILD_DIR/tests/fuzz/fuzz_TARGET input
+            grep -aE 'ERROR|property violated|terminate called|what\(\)|SUMMARY|Test unit written|==[0-9]+==|^ +#[0-9]+ ' "$log" | head -n 60
+            local art
+            art="$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n1)"
+            if [ -n "$art" ] && [ -f "$art" ] && [ "$(stat -c %s "$art")" -le 65536 ]; then
+                echo "fuzz: the crashing input, base64:"
+                base64 -w 100 "$art"
+            fi
             failed=1
             summary+="$(printf '%-20s FAILED after %s executions' "$t" "${execs:-?}")"$'\n'
         else
