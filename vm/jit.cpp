@@ -45,6 +45,8 @@
 #include <new>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <type_traits>
 
 // A missing opcode in the emitter's switch fails the build.
@@ -1928,6 +1930,128 @@ const std::array<Kb, kFactRows>& kb_kinds() {
     return t;
 }
 
+// The known width of a register where an instruction reads it (Emitter::redundant_and asks at
+// each `and dst, 2^k - 1`), found on demand by walking back from that instruction: through
+// instructions that leave the register alone, into the one that defines it (and, where that
+// one reads registers, their widths there in turn), and at a jump target through every
+// predecessor, the widest winning. A cycle, a call, pc 0 or running out of steps answers 64
+// bits, so an answer is never narrower than the truth. Widths are classes 0-3: 8, 16, 32, 64.
+// (A forward pass over the whole program to a fixed point found the same ands but cost ~10 ns
+// an instruction; real programs have an and every ~70.)
+class KnownWidth {
+public:
+    // jumps: (target, pc) of every jump; the program has no bpf2bpf frames (a function's entry
+    // has callers this walk would not see).
+    KnownWidth(const Jit::Impl& impl, std::span<const std::pair<uint32_t, uint32_t>> jumps)
+        : impl_(impl), ops_(impl.ops.data()), insns_(impl.prog.insns.data()), jumps_(jumps),
+          total_(static_cast<long>(8 * impl.ops.size()) + 4096) {}
+
+    // The width class of register r as instruction pc reads it.
+    unsigned before(std::size_t pc, unsigned r) {
+        steps_ = std::min<long>(kStepsPerQuestion, total_);
+        const long had = steps_;
+        const unsigned c = in(pc, r);
+        total_ -= had - std::max<long>(steps_, 0);
+        return c;
+    }
+
+    static unsigned cls_of(uint64_t bits) { return static_cast<unsigned>((bits > 8) + (bits > 16) + (bits > 32)); }
+
+private:
+    static constexpr long kStepsPerQuestion = 256;
+
+    // r's class on entry to pc.
+    unsigned in(std::size_t pc, unsigned r) {
+        const auto& fact = facts();
+        const auto& kind = kb_kinds();
+        for (;;) {
+            if (--steps_ < 0 || pc == 0) return 3;
+            if (impl_.target[pc]) return join(pc, r);
+            const std::size_t q = pc - 1;
+            const auto op = static_cast<std::size_t>(ops_[q]);
+            if (!fact[op].falls) return 0;   // nothing reaches pc
+            const Kb k = kind[op];
+            if (k == Kb::Clobber) return 3;
+            if (k != Kb::Keep && (insns_[q].dst & 0xf) == r) return def(q, k);
+            pc = q;
+        }
+    }
+
+    // r's class after q (a predecessor of what asks).
+    unsigned after(std::size_t q, unsigned r) {
+        const Kb k = kb_kinds()[static_cast<std::size_t>(ops_[q])];
+        if (k == Kb::Clobber) return 3;
+        if (k != Kb::Keep && (insns_[q].dst & 0xf) == r) return def(q, k);
+        return in(q, r);
+    }
+
+    // At a jump target: the widest over the instruction falling in and every jump.
+    unsigned join(std::size_t t, unsigned r) {
+        for (const auto& [pc, reg] : open_)
+            if (pc == t && reg == r) return 3;   // a cycle: not followed round
+        if (first_.empty()) predecessors();
+        open_.emplace_back(t, r);
+        unsigned c = facts()[static_cast<std::size_t>(ops_[t - 1])].falls ? after(t - 1, r) : 0;
+        for (uint32_t i = first_[t]; i < first_[t + 1] && c < 3; ++i) c = std::max(c, after(from_[i], r));
+        open_.pop_back();
+        return c;
+    }
+
+    // The class of the register q defines (its dst), k being q's transfer kind.
+    unsigned def(std::size_t q, Kb k) {
+        const Insn& in_ = insns_[q];
+        const unsigned d = in_.dst & 0xf, s = in_.src & 0xf;
+        const bool alu32 = code::cls(in_.code) == code::ALU;
+        const uint64_t imm = alu32 ? static_cast<uint32_t>(in_.imm) : static_cast<uint64_t>(static_cast<int64_t>(in_.imm));
+        const unsigned cap = alu32 ? 2 : 3;   // what the op's own width allows
+        const unsigned ic = std::min(cls_of(std::bit_width(imm)), cap);
+        switch (k) {
+        case Kb::Keep: case Kb::Clobber: return 3;   // (not asked: nothing defined)
+        case Kb::Load8: return 0;
+        case Kb::Load16: return 1;
+        case Kb::Load32: return 2;
+        case Kb::Set64: return 3;
+        case Kb::SetCap: return cap;
+        case Kb::MovImm: return ic;
+        case Kb::MovReg: return std::min(in(q, s), cap);
+        case Kb::AndImm: return ic == 0 ? 0 : std::min(in(q, d), ic);
+        case Kb::AndReg: {
+            const unsigned c = std::min(in(q, d), cap);
+            return c == 0 ? 0 : std::min(c, in(q, s));
+        }
+        case Kb::OrImm: return ic == cap ? cap : std::min(std::max(in(q, d), ic), cap);
+        case Kb::OrReg: {
+            const unsigned c = std::min(in(q, d), cap);
+            return c == cap ? cap : std::min(std::max(c, in(q, s)), cap);
+        }
+        case Kb::LshImm: return std::min(cls_of((8ull << in(q, d)) + static_cast<uint64_t>(in_.imm & (alu32 ? 31 : 63))), cap);
+        case Kb::RshImm: return std::min(in(q, d), cap);   // (never wider)
+        case Kb::End: return cls_of(static_cast<uint64_t>(std::clamp(in_.imm, 16, 64)));   // le/be/bswap 16, 32, 64
+        }
+        return 3;
+    }
+
+    // The jumps into each target, grouped by target: made at the first join a walk meets.
+    void predecessors() {
+        const std::size_t n = impl_.ops.size();
+        first_.assign(n + 2, 0);
+        for (const auto& [t, pc] : jumps_) ++first_[t + 1];
+        for (std::size_t t = 0; t <= n; ++t) first_[t + 1] += first_[t];
+        from_.resize(jumps_.size());
+        std::vector<uint32_t> at(first_.begin(), first_.end() - 1);
+        for (const auto& [t, pc] : jumps_) from_[at[t]++] = pc;
+    }
+
+    const Jit::Impl& impl_;
+    const Op* ops_;
+    const Insn* insns_;
+    std::span<const std::pair<uint32_t, uint32_t>> jumps_;
+    std::vector<uint32_t> first_, from_;   // from_[first_[t] .. first_[t + 1]): the jumps to t
+    std::vector<std::pair<std::size_t, unsigned>> open_;   // joins being walked, (pc, register)
+    long steps_ = 0;   // left for this question
+    long total_;       // left for the program: 8 per instruction and some
+};
+
 // Jump targets, liveness, and which stack slots may live in registers (for the folds: fold_at() and the functions it calls).
 void analyse(Jit::Impl& impl) {
     const std::vector<Op>& ops = impl.ops;
@@ -2037,84 +2161,24 @@ void analyse(Jit::Impl& impl) {
         }
         from = unsettled();
     }
-    // Known-zero high bits (see Emitter::redundant_and), forward to a fixed point over the jumps,
-    // joins taking the widest. Programs with frames are left out (a function's entry has callers
-    // this flow does not follow), and so are programs with no and it could drop.
+    // Known widths at the masking ands (see Emitter::redundant_and and KnownWidth). Programs
+    // with frames are left out (a function's entry has callers the walk does not follow).
     impl.dst_width.clear();
-    bool mask_and = false;
-    for (std::size_t pc = 0; pc < n && !mask_and; ++pc)
-        if (ops[pc] == Op::AND32_IMM || ops[pc] == Op::AND64_IMM) {
-            const auto m = static_cast<uint32_t>(I[pc].imm);
-            mask_and = (m & (m + 1)) == 0;
-        }
-    if ((impl.opts.optimize & kJitOptKnownBits) && !frames && mask_and) {
-        // A state is 3 bits per register, a thermometer of its width class (8: 000, 16: 001,
-        // 32: 011, 64: 111), so a join is an or; bit 63: reached. One dispatch per instruction
-        // on its transfer kind (kb_kinds()); the state of the fall-through edge is carried in a
-        // register, in[] keeps what joins bring (and, after a round, each pc's entry state).
-        constexpr uint64_t kReached = 1ull << 63;
-        constexpr uint64_t kAll64 = (1ull << (3 * kNumRegs)) - 1;
-        std::vector<uint64_t> in(n, 0);
-        in[0] = kReached | kAll64;
-        auto cls_of = [](uint64_t bits) { return static_cast<unsigned>((bits > 8) + (bits > 16) + (bits > 32)); };
-        // the class of a thermometer in the low 3 bits (a popcount, without a call to libgcc's)
-        auto therm_class = [](uint64_t t) { return static_cast<unsigned>((t & 1) + ((t >> 1) & 1) + ((t >> 2) & 1)); };
-        const auto& kind = kb_kinds();
-        auto flow = [&](Kb k, const Insn& in_, uint64_t st) -> uint64_t {
-            const unsigned d = in_.dst & 0xf, s_ = in_.src & 0xf;
-            const bool alu32 = code::cls(in_.code) == code::ALU;
-            const uint64_t imm = alu32 ? static_cast<uint32_t>(in_.imm) : static_cast<uint64_t>(static_cast<int64_t>(in_.imm));
-            const unsigned capc = alu32 ? 2 : 3;
-            auto get = [&](unsigned r) { return therm_class(st >> (3 * r)); };
-            auto put = [&](unsigned c) { return (st & ~(7ull << (3 * d))) | (((1ull << c) - 1) << (3 * d)); };
-            const unsigned ic = cls_of(std::bit_width(imm));
-            switch (k) {
-            case Kb::Keep: return st;
-            case Kb::Load8: return put(0);
-            case Kb::Load16: return put(1);
-            case Kb::Load32: return put(2);
-            case Kb::Set64: return put(3);
-            case Kb::SetCap: return put(capc);
-            case Kb::MovImm: return put(std::min(ic, capc));
-            case Kb::MovReg: return put(std::min(get(s_), capc));
-            case Kb::AndImm: return put(std::min({get(d), ic, capc}));
-            case Kb::AndReg: return put(std::min({get(d), get(s_), capc}));
-            case Kb::OrImm: return put(std::min(std::max(get(d), ic), capc));
-            case Kb::OrReg: return put(std::min(std::max(get(d), get(s_)), capc));
-            case Kb::LshImm: return put(std::min(cls_of((8ull << get(d)) + (in_.imm & (alu32 ? 31 : 63))), capc));
-            case Kb::RshImm: return put(std::min(get(d), capc));   // (never wider)
-            case Kb::End: return put(cls_of(static_cast<uint64_t>(std::clamp(in_.imm, 16, 64))));   // le/be/bswap 16, 32, 64
-            case Kb::Clobber: return st | kAll64;
+    if ((impl.opts.optimize & kJitOptKnownBits) && !frames) {
+        std::optional<KnownWidth> kw;
+        for (std::size_t pc = 0; pc < n; ++pc) {
+            const Op op = ops[pc];
+            if (op != Op::AND32_IMM && op != Op::AND64_IMM) [[likely]]
+                continue;
+            const uint64_t m = op == Op::AND32_IMM ? static_cast<uint32_t>(I[pc].imm) : static_cast<uint64_t>(static_cast<int64_t>(I[pc].imm));
+            if ((m & (m + 1)) != 0) continue;   // not 2^k - 1
+            if (!kw) kw.emplace(impl, std::span(targets.get(), marks));
+            const unsigned w = 8u << kw->before(pc, I[pc].dst & 0xf);
+            if (w <= static_cast<unsigned>(std::popcount(m))) {
+                if (impl.dst_width.empty()) impl.dst_width.assign(n, 64);
+                impl.dst_width[pc] = static_cast<uint8_t>(w);
             }
-            return st;
-        };
-        // A round starts at the lowest loop head a backward jump widened: nothing below it
-        // changes.
-        for (std::size_t from = 0; from < n;) {
-            std::size_t next = n;
-            uint64_t carry = 0;   // the state the previous instruction falls through with
-            for (std::size_t pc = from; pc < n; ++pc) {
-                const uint64_t st = in[pc] | carry;
-                in[pc] = st;
-                const Insn& in_ = I[pc];
-                const Op op = ops[pc];
-                const Facts& x = fact[static_cast<std::size_t>(op)];
-                const uint64_t out = flow(kind[static_cast<std::size_t>(op)], in_, st);
-                carry = out & (0 - (static_cast<uint64_t>(x.falls) & (st >> 63)));   // (nothing from an unreached pc)
-                if (x.has_succ && (st & kReached)) {
-                    const std::size_t t = rel_target(pc, in_, x.succ_off, x.succ_imm, 1, n);
-                    const uint64_t j = in[t] | out;
-                    if (j != in[t]) {
-                        in[t] = j;
-                        if (t <= pc) next = std::min(next, t);   // a later pc is visited in this round anyway
-                    }
-                }
-            }
-            from = next;
         }
-        impl.dst_width.assign(n, 0);   // 0: never reached
-        for (std::size_t pc = 0; pc < n; ++pc)
-            if (in[pc] & kReached) impl.dst_width[pc] = static_cast<uint8_t>(8u << therm_class(in[pc] >> (3 * (I[pc].dst & 0xf))));
     }
     impl.stack_zero = frames || escape || helpers ? kStackSize : static_cast<unsigned>(-deepest + 7) / 8 * 8;
     // Stack slots in registers: the three most used 8-byte slots only ever accessed whole.
