@@ -176,11 +176,23 @@ constexpr std::array<std::array<bool, 256>, 4> make_reg_bad() {
 constexpr auto kRegBad = make_reg_bad();
 constexpr auto kFastRules = make_fast_rules();
 
-// Opcode bytes with a single row and no discriminator classify without a search.
-constexpr std::array<uint16_t, 256> make_direct() {
-    std::array<uint16_t, 256> d{};
-    for (std::size_t c = 0; c < 256; ++c)
-        d[c] = kByCode.count[c] == 1 && kTable[kByCode.rows[c][0]].disc == Disc::NONE ? kByCode.rows[c][0] : 0xffff;
+// Instructions that classify without a search, by (opcode byte, offset != 0): a byte with a
+// single row and no discriminator, and a byte told apart by its offset (mov and movsx, div and
+// sdiv) with offset 0. 0xffff: search.
+constexpr std::array<uint16_t, 512> make_direct() {
+    std::array<uint16_t, 512> d{};
+    for (auto& x : d) x = 0xffff;
+    for (std::size_t c = 0; c < 256; ++c) {
+        const unsigned n = kByCode.count[c];
+        if (n == 1 && kTable[kByCode.rows[c][0]].disc == Disc::NONE) {
+            d[c * 2] = d[c * 2 + 1] = kByCode.rows[c][0];
+            continue;
+        }
+        bool by_off = n > 0;
+        for (unsigned i = 0; i < n; ++i) by_off &= kTable[kByCode.rows[c][i]].disc == Disc::OFF;
+        for (unsigned i = 0; i < n && by_off; ++i)
+            if (kTable[kByCode.rows[c][i]].dval == 0) d[c * 2] = kByCode.rows[c][i];
+    }
     return d;
 }
 constexpr auto kDirect = make_direct();
@@ -239,7 +251,7 @@ Result<Decoded> decode(std::span<const Insn> insns, const DecodeOptions& opts) {
         for (std::size_t pc = 0; pc < n; ++pc) {
             const Insn& in = insns[pc];
             Op op;
-            if (const uint16_t row = kDirect[in.code]; row != 0xffff) {
+            if (const uint16_t row = kDirect[static_cast<std::size_t>(in.code) << 1 | (in.off != 0)]; row != 0xffff) {
                 op = static_cast<Op>(row);
             } else if (const uint16_t by_src = kBySrc[static_cast<std::size_t>(in.code) << 4 | in.src]; by_src != 0xffff) {
                 op = static_cast<Op>(by_src);
