@@ -9,8 +9,10 @@
 #include <fmt/format.h>
 #include <xbyak/xbyak.h>
 
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <regex>
 
@@ -812,6 +814,46 @@ TEST_CASE("jit: compile errors are the interpreter's, never aborts; code is free
         auto jit = Jit::compile(p, helpers);
         REQUIRE(jit.ok());
         CHECK(jit->code_size() > 0);
+    }
+}
+
+namespace {
+// The permissions of the mapping that holds addr ("r-xp"), and how many mappings there are.
+std::pair<std::string, std::size_t> mapping_of(const void* addr) {
+    std::ifstream maps("/proc/self/maps");
+    std::string line, perms;
+    std::size_t count = 0;
+    const auto a = reinterpret_cast<uintptr_t>(addr);
+    while (std::getline(maps, line)) {
+        ++count;
+        unsigned long lo = 0, hi = 0;
+        char p[8] = {};
+        if (std::sscanf(line.c_str(), "%lx-%lx %7s", &lo, &hi, p) == 3 && a >= lo && a < hi) perms = p;
+    }
+    return {perms, count};
+}
+}  // namespace
+
+TEST_CASE("jit: code pages are never writable and executable at once; freed mappings are kept boundedly", "[jit]") {
+    const HelperTable helpers = test_helpers();
+    // Programs of many sizes compiled and freed in turn: their mappings go back to the JIT's
+    // bounded store of kept mappings, and the next compile takes one (made writable while code
+    // is copied in, executable after).
+    std::size_t before = 0;
+    for (int k = 0; k < 600; ++k) {
+        Program p;
+        std::string text;
+        for (int i = 0; i < (k * 37) % 3000; ++i) text += "add %r0, 1\n";
+        p.insns = asm_of(text + "exit");
+        auto jit = Jit::compile(p, helpers);
+        REQUIRE(jit.ok());
+        const auto [perms, count] = mapping_of(jit->code().data());
+        INFO("program " << k << ", " << p.insns.size() << " instructions");
+        REQUIRE(perms == "r-xp");
+        if (k == 0) before = count;
+        CHECK(count < before + 300);   // (at most 256 kept, besides what the rest of the process maps)
+        Env env;
+        CHECK(jit->run(env, {}, {}).r0 == static_cast<uint64_t>((k * 37) % 3000));
     }
 }
 

@@ -116,6 +116,55 @@ struct HeapAllocator : Xbyak::Allocator {
     bool useProtect() const override { return false; }
 };
 
+// Code mappings of freed programs, kept for the next compile: the kernel took ~1.6 us a page
+// to provide a fresh one (zeroed, on this machine), more than compiling the page's ~300
+// instructions took. A kept mapping is read+exec like any other (W^X: made writable only while
+// a compile copies code in, then executable again); private and anonymous, so a fork copies it
+// like the rest of memory. At most kKeepBytes are kept; beyond that mappings are unmapped.
+class CodeMappings {
+public:
+    static CodeMappings& instance() {
+        static CodeMappings* m = new CodeMappings;   // (never destroyed: Jits in static storage free into it)
+        return *m;
+    }
+    // A mapping of at least len bytes (a multiple of the page size), at most twice as long,
+    // writable; its length in `got`. nullptr: none kept.
+    uint8_t* take(std::size_t len, std::size_t& got) {
+        uint8_t* p = nullptr;
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            auto it = kept_.lower_bound(len);
+            if (it == kept_.end() || it->first > 2 * len) return nullptr;
+            got = it->first;
+            p = it->second;
+            kept_.erase(it);
+            bytes_ -= got;
+        }
+        if (mprotect(p, got, PROT_READ | PROT_WRITE) != 0) {
+            munmap(p, got);
+            return nullptr;
+        }
+        return p;
+    }
+    void give(uint8_t* p, std::size_t len) {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            if (bytes_ + len <= kKeepBytes && kept_.size() < kKeepCount) {
+                kept_.emplace(len, p);
+                bytes_ += len;
+                return;
+            }
+        }
+        munmap(p, len);
+    }
+
+private:
+    static constexpr std::size_t kKeepBytes = 32u << 20, kKeepCount = 256;
+    std::mutex mu_;
+    std::multimap<std::size_t, uint8_t*> kept_;   // by length
+    std::size_t bytes_ = 0;
+};
+
 }  // namespace
 
 struct Jit::Impl {
@@ -158,7 +207,7 @@ struct Jit::Impl {
     mutable std::map<const Interpreter*, std::unique_ptr<Impl>> tails;
 
     ~Impl() {
-        if (code) munmap(code, code_len);
+        if (code) CodeMappings::instance().give(code, code_len);
     }
     EnterFn enter() const { return reinterpret_cast<EnterFn>(code); }
     const Impl* tail_target(const Interpreter& target) const;
@@ -2212,7 +2261,8 @@ std::unique_ptr<Jit::Impl> build(const Program& prog, const HelperTable& helpers
 
     analyse(*impl);
 
-    // Generate into a heap buffer, then copy into a fresh mapping made read+exec (W^X).
+    // Generate into a heap buffer, then copy into a mapping (fresh, or one a freed program left)
+    // made read+exec (W^X).
     HeapAllocator alloc;
     std::size_t cap = 16384 + n * 192;
     for (;;) {
@@ -2223,16 +2273,23 @@ std::unique_ptr<Jit::Impl> build(const Program& prog, const HelperTable& helpers
             const std::size_t used = e.getSize();
             const long page = sysconf(_SC_PAGESIZE);
             const std::size_t len = (used + page - 1) / page * page;
-            // (populated at once: a fault per page of a large program cost more than the copy)
-            void* mem = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-            if (mem == MAP_FAILED) throw Error(ErrorCode::Internal, "jit: mmap failed");
+            std::size_t got = len;
+            void* mem = CodeMappings::instance().take(len, got);
+            if (!mem) {
+                // (populated at once: a fault per page of a large program cost more than the copy)
+                mem = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+                if (mem == MAP_FAILED) throw Error(ErrorCode::Internal, "jit: mmap failed");
+                got = len;
+            }
             std::memcpy(mem, e.getCode(), used);
-            if (mprotect(mem, len, PROT_READ | PROT_EXEC) != 0) {
-                munmap(mem, len);
+            // (the rest of a kept mapping: int3, not an earlier program's code)
+            std::memset(static_cast<uint8_t*>(mem) + used, 0xcc, got - used);
+            if (mprotect(mem, got, PROT_READ | PROT_EXEC) != 0) {
+                munmap(mem, got);
                 throw Error(ErrorCode::Internal, "jit: mprotect failed");
             }
             impl->code = static_cast<uint8_t*>(mem);
-            impl->code_len = len;
+            impl->code_len = got;
             impl->code_used = used;
             impl->entry_addr = reinterpret_cast<uint64_t>(impl->code) +
                                static_cast<uint64_t>(e.L_entry.getAddress() - e.getCode());
