@@ -431,7 +431,7 @@ done_ok:
 #undef SET_SITE
 }
 
-Result<Validated> validate(const Program& prog, const HelperTable& helpers) {
+Result<Validated> validate(const Program& prog, const HelperTable& helpers, bool budget) {
     return catch_error([&]() -> Validated {
         DecodeOptions dopts{prog.file, prog.name.empty() ? prog.section : prog.name};
         auto decoded = decode(prog.insns, dopts);
@@ -444,7 +444,7 @@ Result<Validated> validate(const Program& prog, const HelperTable& helpers) {
             return loc;
         };
         // Regions and budget charges; an lddw counts as one instruction.
-        v.budget = budget_tables(v.decoded);
+        if (budget) v.budget = budget_tables(v.decoded);
         // Execution must not run off the end: the last instruction has to be exit or a jump.
         {
             std::size_t last = n - 1;

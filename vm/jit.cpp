@@ -336,7 +336,7 @@ uint64_t cb_request(Ctx* c, uint64_t pc, uint64_t charged) {
         const Jit::Impl* self = c->cur;
         const bool checked = self->opts.checked;
         if (!charged) {
-            c->budget -= self->upto[pc];
+            if (checked) c->budget -= self->upto[pc];   // (unchecked: no budget tables)
             c->helper_id = self->prog.insns[pc].imm;
         }
         if (c->x->exc) {
@@ -389,7 +389,7 @@ uint64_t cb_callx(Ctx* c, uint64_t v, uint64_t pc) {
                 record_trap(c, TrapKind::CallDepth, pc, true, fmt::format("pc {}: call depth limit of {} frames exceeded", pc, kMaxCallDepth));
                 return 1;
             }
-            c->budget += self->credit[t];
+            if (checked) c->budget += self->credit[t];
             if (checked && c->budget < 0) {
                 budget_trap(c, t);
                 return 1;
@@ -424,7 +424,7 @@ uint64_t cb_ldpkt(Ctx* c, uint64_t off, uint64_t bytes_pc) {
     }
     const auto o = static_cast<int64_t>(off);
     if (o < 0 || static_cast<uint64_t>(o) + bytes > env.skb_len) {
-        c->budget -= c->cur->upto[pc];
+        if (c->cur->opts.checked) c->budget -= c->cur->upto[pc];   // (unchecked: no budget tables)
         if (c->cur->opts.checked && c->budget < 0) {
             budget_trap(c, pc);
             return 1;
@@ -2244,7 +2244,7 @@ void analyse(Jit::Impl& impl) {
 }  // namespace
 
 std::unique_ptr<Jit::Impl> build(const Program& prog, const HelperTable& helpers, JitOptions opts) {
-    auto valid = validate(prog, helpers);   // the interpreter's validation and errors
+    auto valid = validate(prog, helpers, opts.checked);   // the interpreter's validation and errors (budget tables: checked mode's)
     if (!valid) throw valid.error();
 
     auto impl = std::make_unique<Jit::Impl>();

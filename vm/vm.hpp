@@ -464,12 +464,13 @@ inline constexpr uint64_t kFuncPtrTag = 0xbf5f'0000'0000'0000ull;
 
 // Everything Interpreter::compile checks, with its errors: decode(), a last instruction that
 // cannot fall off the end, no unresolved lddw, only helpers the table has. The JIT validates
-// with it and builds an interpreter only when a callback needs one.
+// with it and builds an interpreter only when a callback needs one. The budget tables are made
+// where `budget` asks for them (an engine that counts instructions); else they are empty.
 struct Validated {
     Decoded decoded;
     BudgetTables budget;
 };
-Result<Validated> validate(const Program& prog, const HelperTable& helpers);
+Result<Validated> validate(const Program& prog, const HelperTable& helpers, bool budget = true);
 
 class Interpreter {
 public:
