@@ -1041,6 +1041,30 @@ TEST_CASE("helpers receive r1-r5 and the Env, and return in r0", "[interp]") {
     CHECK(seen.calls == 2);   // once per dispatcher
 }
 
+TEST_CASE("a copy of a helper table is its own: adding to one leaves the other", "[interp]") {
+    auto one = [](uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, Env&) -> uint64_t { return 1; };
+    auto two = [](uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, Env&) -> uint64_t { return 2; };
+    HelperTable a;
+    CHECK(a.find(1) == nullptr);
+    CHECK(a.size() == 0);
+    a.add(Helper{1, "one", {}, one});
+    HelperTable b = a;   // shares a's helpers until one of them changes
+    b.add(Helper{1, "two", {}, two});
+    b.add(Helper{7, "seven", {}, two});
+    REQUIRE(a.find(1));
+    CHECK(a.find(1)->name == "one");
+    CHECK(a.find(1)->fn == +one);
+    CHECK(a.find(7) == nullptr);
+    CHECK(a.size() == 1);
+    CHECK(b.find(1)->name == "two");
+    CHECK(b.size() == 2);
+    const HelperTable c = b;
+    b.add(Helper{3, "three", {}, one});
+    CHECK(c.size() == 2);
+    CHECK(c.find(3) == nullptr);
+    CHECK(b.size() == 3);
+}
+
 TEST_CASE("a helper can end the program or trap it", "[interp]") {
     const HelperTable t = test_helpers();
     Env env;

@@ -268,16 +268,18 @@ std::string_view kernel_helper_name(int32_t id);
 // The largest helper id this build knows by name.
 int32_t kernel_helper_max_id();
 
-// id → helper. The interpreter and the JIT both call through it.
+// id → helper. The interpreter and the JIT both call through it. Copies share the helpers
+// (every Interpreter and Jit keeps a copy; a kernel table's ~200 entries, many names on the
+// heap, cost more than compiling a small program did): add() copies a shared table first.
 class HelperTable {
 public:
     void add(Helper helper);   // replaces an existing id
     const Helper* find(int32_t id) const {
-        return id >= 0 && static_cast<std::size_t>(id) < by_id_.size() && by_id_[id].fn ? &by_id_[id] : nullptr;
+        return by_id_ && id >= 0 && static_cast<std::size_t>(id) < by_id_->size() && (*by_id_)[id].fn ? &(*by_id_)[id] : nullptr;
     }
     std::size_t size() const;
 private:
-    std::vector<Helper> by_id_;
+    std::shared_ptr<std::vector<Helper>> by_id_;
 };
 
 // The helpers bpf_conformance's tests assume (ubpf's test set): 0 gather_bytes,
