@@ -486,6 +486,7 @@ struct Facts {
     // frames, callx and helpers as bits, or-ed over a program at once
     uint8_t kinds = 0;
     static constexpr uint8_t kFrames = 1, kCallx = 2, kHelpers = 4;
+    uint8_t and_imm = 0;   // 1: an and with an immediate (a mask KnownWidth may find redundant)
 };
 
 // pc + 1 + the field the masks select, or n where `has` is 0 (no branch).
@@ -536,6 +537,7 @@ const std::array<Facts, kFactRows>& facts() {
                 x.mark = 2;
                 x.frames = true;
             }
+            x.and_imm = op == Op::AND32_IMM || op == Op::AND64_IMM;
         }
         for (Facts& x : all) {
             x.mark_off = x.mark == 1 ? -1 : 0;
@@ -2081,14 +2083,15 @@ private:
     }
 
     // The jumps into each target, grouped by target: made at the first join a walk meets.
+    // (counts, summed into where each target's list ends, then filled from the ends down: each
+    // first_[t] is where t's list starts when done)
     void predecessors() {
         const std::size_t n = impl_.ops.size();
         first_.assign(n + 2, 0);
-        for (const auto& [t, pc] : jumps_) ++first_[t + 1];
+        for (const auto& [t, pc] : jumps_) ++first_[t];
         for (std::size_t t = 0; t <= n; ++t) first_[t + 1] += first_[t];
         from_.resize(jumps_.size());
-        std::vector<uint32_t> at(first_.begin(), first_.end() - 1);
-        for (const auto& [t, pc] : jumps_) from_[at[t]++] = pc;
+        for (const auto& [t, pc] : jumps_) from_[--first_[t]] = pc;
     }
 
     const Jit::Impl& impl_;
@@ -2154,6 +2157,8 @@ void analyse(Jit::Impl& impl) {
     // callx, stack depth, r10 escapes.
     const auto targets = std::make_unique_for_overwrite<std::pair<uint32_t, uint32_t>[]>(n + 1);   // (target, pc)
     std::size_t marks = 0;
+    const auto ands = std::make_unique_for_overwrite<uint32_t[]>(n + 1);   // pcs of ands with an immediate, the first `and_count`
+    std::size_t and_count = 0;
     uint8_t kinds = 0;    // Facts::kFrames ... of every op
     uint16_t carry = 0;   // live_in[pc + 1]
     for (std::size_t pc = n; pc-- > 0;) {
@@ -2163,6 +2168,8 @@ void analyse(Jit::Impl& impl) {
         const std::size_t t = rel_target(pc, in, x.mark_off | x.succ_off, x.mark_imm | x.succ_imm, 1, n);
         targets[marks] = {static_cast<uint32_t>(t), static_cast<uint32_t>(pc)};
         marks += x.has_mark;
+        ands[and_count] = static_cast<uint32_t>(pc);
+        and_count += x.and_imm;
         kinds |= x.kinds;
         const unsigned r10_in = (in.dst == 10 ? Facts::kD : 0) | (in.src == 10 ? Facts::kS : 0);   // fields naming r10
         // A stack access: how deep.
@@ -2215,10 +2222,9 @@ void analyse(Jit::Impl& impl) {
     impl.dst_width.clear();
     if ((impl.opts.optimize & kJitOptKnownBits) && !frames) {
         std::optional<KnownWidth> kw;
-        for (std::size_t pc = 0; pc < n; ++pc) {
+        for (std::size_t i = and_count; i-- > 0;) {   // (gathered by the first pass, pcs going down)
+            const std::size_t pc = ands[i];
             const Op op = ops[pc];
-            if (op != Op::AND32_IMM && op != Op::AND64_IMM) [[likely]]
-                continue;
             const uint64_t m = op == Op::AND32_IMM ? static_cast<uint32_t>(I[pc].imm) : static_cast<uint64_t>(static_cast<int64_t>(I[pc].imm));
             if ((m & (m + 1)) != 0) continue;   // not 2^k - 1
             if (!kw) kw.emplace(impl, std::span(targets.get(), marks));
