@@ -604,6 +604,10 @@ struct Emitter : CodeGenerator {
     std::vector<uint8_t> done;                      // instructions a fold at an earlier pc took care of (sink())
     Label L_entry;
     Near done_, finish_, return_, common_trap, callc;   // the shared tails (Nears: jumps to them are patched)
+    // After a helper call that set Env::request (r10 = its pc): one shared tail per value of
+    // cb_request's `charged`, emitted where a call uses it.
+    Near request_[2];
+    bool request_used_[2] = {false, false};
 
     Emitter(const Jit::Impl& p, std::size_t size, Allocator* alloc)
         : CodeGenerator(size, nullptr, alloc), P(p), checked(p.opts.checked) {
@@ -982,11 +986,23 @@ struct Emitter : CodeGenerator {
         }
         Near& req = fresh();
         jne(req, T_NEAR);
+        request_used_[charged] = true;
         deferred.emplace_back([this, &req, pc, charged] {
             L(req);
+            x86::X86Code c = here();
+            x86::mov_ri32(c, 10, static_cast<uint32_t>(pc));   // mov r10d, pc
+            put(c);
+            jmp(request_[charged]);
+        });
+    }
+
+    // The shared tails of helper calls that set Env::request.
+    void request_tails() {
+        for (unsigned charged = 0; charged < 2; ++charged) {
+            if (!request_used_[charged]) continue;
+            L(request_[charged]);
             to_ctx(CTX(r0), hw[0]);
-            mov_imm(10, static_cast<uint32_t>(pc));
-            arg_b(charged ? 1 : 0);
+            arg_b(charged);
             call_c(cb_request);
             test_self(11);
             jz(done_, T_NEAR);
@@ -995,7 +1011,7 @@ struct Emitter : CodeGenerator {
             x86::X86Code c = here();
             x86::jmp_r(c, 11);   // jmp r11
             put(c);
-        });
+        }
     }
 
     void shift(int kind, bool is64, const Insn& in, bool reg) {
@@ -1656,6 +1672,7 @@ struct Emitter : CodeGenerator {
             const Deferred d = deferred[i];   // (a copy: running it may add more, moving the vector)
             d.call(d.buf);
         }
+        request_tails();
         for (const TrapStub& t : traps) {   // (one per checked jump: encoded directly)
             L(*t.label);
             x86::X86Code c = here();
