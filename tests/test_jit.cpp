@@ -993,6 +993,20 @@ TEST_CASE("direct x86 encodings equal xbyak's, byte for byte", "[jit][x86enc]") 
                 same("lea " + tag, [&](e::X86Code& c) { e::mem(c, false, true, e::kLea, d, s, disp); }, [&](Gen& g) { g.lea(rd, g.ptr[m]); });
                 same("cmp q " + tag, [&](e::X86Code& c) { e::mem(c, false, true, e::kCmpRRm, d, s, disp); }, [&](Gen& g) { g.cmp(rd, g.qword[m]); });
             }
+            // Loads and lea at [base + index + disp] (s the base; every index but rsp).
+            for (unsigned x = 0; x < 16; ++x) {
+                if (x == 4) continue;
+                for (const int32_t disp : disps) {
+                    const RegExp m = r64[s] + r64[x] + disp;
+                    const auto tag = fmt::format("d={} base={} index={} disp={}", d, s, x, disp);
+                    const Reg64& rd = r64[d];
+                    same("movzx b " + tag, [&](e::X86Code& c) { e::mem_index(c, false, e::kMovzx8, d, s, x, disp); }, [&](Gen& g) { g.movzx(rd.cvt32(), g.byte[m]); });
+                    same("movzx w " + tag, [&](e::X86Code& c) { e::mem_index(c, false, e::kMovzx16, d, s, x, disp); }, [&](Gen& g) { g.movzx(rd.cvt32(), g.word[m]); });
+                    same("mov d " + tag, [&](e::X86Code& c) { e::mem_index(c, false, e::kMovRRm, d, s, x, disp); }, [&](Gen& g) { g.mov(rd.cvt32(), g.dword[m]); });
+                    same("mov q " + tag, [&](e::X86Code& c) { e::mem_index(c, true, e::kMovRRm, d, s, x, disp); }, [&](Gen& g) { g.mov(rd, g.qword[m]); });
+                    same("lea " + tag, [&](e::X86Code& c) { e::mem_index(c, true, e::kLea, d, s, x, disp); }, [&](Gen& g) { g.lea(rd, g.ptr[m]); });
+                }
+            }
         }
         // One register and an immediate.
         for (const bool w : {false, true}) {
@@ -1025,6 +1039,7 @@ TEST_CASE("direct x86 encodings equal xbyak's, byte for byte", "[jit][x86enc]") 
             same(fmt::format("mov d={} imm64={:#x}", d, v), [&](e::X86Code& c) { e::mov_ri(c, d, v); }, [&](Gen& g) { g.mov(r64[d], v); });
         }
         same(fmt::format("call d={}", d), [&](e::X86Code& c) { e::call_r(c, d); }, [&](Gen& g) { g.call(r64[d]); });
+        same(fmt::format("rol16 d={}", d), [&](e::X86Code& c) { e::rol16(c, d, 8); }, [&](Gen& g) { g.rol(r64[d].cvt16(), 8); });
         same(fmt::format("jmp d={}", d), [&](e::X86Code& c) { e::jmp_r(c, d); }, [&](Gen& g) { g.jmp(r64[d]); });
         for (const int32_t disp : disps)
             for (const int32_t imm : imms) {

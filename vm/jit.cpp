@@ -1264,17 +1264,22 @@ struct Emitter : CodeGenerator {
               sh.dst == y.dst && o.dst == y.dst && o.src == x.dst && x.dst != y.dst && x.off == y.off + 1 &&
               !(P.live_out[at] & (1u << x.dst))))
             return 0;
+        // (encoded directly)
+        x86::X86Code c = here();
         if (addr) {
             const uint8_t s_ = I[pc].dst;
             if (a.src != s_ || (y.dst != s_ && (P.live_out[at] & (1u << s_)))) return 0;
-            const Reg64& rb = R[I[pc].src];
-            const Reg64& rc = R[I[pc + 1].src == s_ ? I[pc].src : I[pc + 1].src];
-            movzx(R[y.dst].cvt32(), word[rb + rc + y.off]);
+            x86::mem_index(c, false, x86::kMovzx16, hw[y.dst], hw[I[pc].src], hw[I[pc + 1].src == s_ ? I[pc].src : I[pc + 1].src], y.off);
         } else {
-            movzx(R[y.dst].cvt32(), word[R[a.src] + y.off]);
+            x86::mem(c, false, false, x86::kMovzx16, hw[y.dst], hw[a.src], y.off);
         }
-        rol(R[y.dst].cvt16(), 8);
-        if (masked) and_(R[y.dst].cvt32(), (I[q + 3].imm & 0xff00) | 0xff);
+        x86::rol16(c, hw[y.dst], 8);
+        put(c);
+        if (masked) {
+            x86::X86Code m = here();
+            x86::ri(m, false, x86::kExtAnd, hw[y.dst], (I[q + 3].imm & 0xff00) | 0xff);
+            put(m);
+        }
         return at - pc + 1;
     }
 
@@ -1406,7 +1411,15 @@ struct Emitter : CodeGenerator {
                 const Reg64& c = R[I[pc + 1].src == s_ ? a.src : I[pc + 1].src];
                 const Reg64& d = R[ld.dst];
                 const unsigned size = code::mem_size(ld.code);
-                const RegExp m = checked ? checked_address(pc + 2, b + c + ld.off, size, kRead) : b + c + ld.off;
+                if (!checked) {   // (encoded directly)
+                    static constexpr uint16_t op[] = {x86::kMovzx8, x86::kMovzx16, x86::kMovRRm, x86::kMovRRm};
+                    x86::X86Code e = here();
+                    x86::mem_index(e, l == Op::LDX_DW, op[l == Op::LDX_B ? 0 : l == Op::LDX_H ? 1 : l == Op::LDX_W ? 2 : 3], hw[ld.dst], hw[a.src],
+                                   hw[I[pc + 1].src == s_ ? a.src : I[pc + 1].src], ld.off);
+                    put(e);
+                    return 3;
+                }
+                const RegExp m = checked_address(pc + 2, b + c + ld.off, size, kRead);
                 switch (l) {
                 case Op::LDX_B: movzx(d.cvt32(), byte[m]); break;
                 case Op::LDX_H: movzx(d.cvt32(), word[m]); break;
@@ -1424,12 +1437,15 @@ struct Emitter : CodeGenerator {
         const Insn& a = I[pc];
         if (opt(kJitOptLea) && op_at(pc) == Op::MOV64_REG && a.dst != a.src && inside(pc + 1) && I[pc + 1].dst == a.dst) {
             const Insn& b = I[pc + 1];
+            x86::X86Code c = here();
             if (op_at(pc + 1) == Op::ADD64_REG) {
-                lea(R[a.dst], ptr[R[a.src] + R[b.src == a.dst ? a.src : b.src]]);
+                x86::mem_index(c, true, x86::kLea, hw[a.dst], hw[a.src], hw[b.src == a.dst ? a.src : b.src], 0);
+                put(c);
                 return 2;
             }
             if (op_at(pc + 1) == Op::ADD64_IMM) {
-                lea(R[a.dst], ptr[R[a.src] + b.imm]);
+                x86::mem(c, false, true, x86::kLea, hw[a.dst], hw[a.src], b.imm);
+                put(c);
                 return 2;
             }
         }

@@ -213,6 +213,29 @@ inline void mem(X86Code& c, bool p66, bool w, uint16_t op, unsigned reg, unsigne
     mem_operand(c, reg, base, disp);
 }
 
+// A load or lea between reg and [base + index + disp] (scale 1), as mem(); index is never rsp
+// (no BPF register lives there).
+inline void mem_index(X86Code& c, bool w, uint16_t op, unsigned reg, unsigned base, unsigned index, int32_t disp) {
+    const auto r = static_cast<uint8_t>(0x40 | (w ? 8 : 0) | ((reg >> 3) & 1) << 2 | ((index >> 3) & 1) << 1 | ((base >> 3) & 1));
+    c.put_if(r, r != 0x40);
+    opcode(c, op);
+    const bool none = disp == 0 && (base & 7) != 5, short_form = fits8(disp);
+    const unsigned mod = none ? 0 : short_form ? 1 : 2;
+    c.put(static_cast<uint8_t>(mod << 6 | (reg & 7) << 3 | 4));   // SIB follows
+    c.put(static_cast<uint8_t>((index & 7) << 3 | (base & 7)));
+    std::memcpy(c.b + c.n, &disp, 4);
+    c.n += (0x410u >> (4 * mod)) & 0xf;
+}
+
+// rol r16, count.
+inline void rol16(X86Code& c, unsigned rm, uint8_t count) {
+    c.put(0x66);
+    rex(c, false, 0, rm);
+    c.put(0xc1);
+    c.put(static_cast<uint8_t>(0xc0 | (rm & 7)));   // /0: rol
+    c.put(count);
+}
+
 // mov size ptr [base + disp], imm (64-bit: sign-extended imm32).
 inline void store_imm(X86Code& c, unsigned size, unsigned base, int32_t disp, int32_t imm) {
     c.put_if(0x66, size == 2);
