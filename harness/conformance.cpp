@@ -4,9 +4,8 @@
 #include <fmt/format.h>
 
 #include <cerrno>
-#include <cstring>
-
 #include <charconv>
+#include <cstring>
 #include <fstream>
 #include <regex>
 #include <sstream>

@@ -2,12 +2,11 @@
 #include "harness/harness.hpp"
 
 #include <fmt/format.h>
-
-#include <cerrno>
-#include <cstring>
 #include <gelf.h>
 #include <libelf.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 

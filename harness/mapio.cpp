@@ -2,11 +2,10 @@
 #include "harness/harness.hpp"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <cerrno>
 #include <cstring>
-#include <nlohmann/json.hpp>
-
 #include <fstream>
 #include <sstream>
 

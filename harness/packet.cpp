@@ -11,8 +11,8 @@
 #include <arpa/inet.h>
 
 #include <cerrno>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <sys/mman.h>
 
 #include <fstream>
