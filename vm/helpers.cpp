@@ -40,16 +40,14 @@ void HelperTable::add(Helper helper) {
     if (helper.id < 0 || helper.id > 1'000'000)
         throw Error(ErrorCode::Internal, fmt::format("helper id {} out of range", helper.id));
     if (!helper.fn) throw Error(ErrorCode::Internal, fmt::format("helper {} has no implementation", helper.id));
-    if (!by_id_) by_id_ = std::make_shared<std::vector<Helper>>();
-    else if (by_id_.use_count() > 1) by_id_ = std::make_shared<std::vector<Helper>>(*by_id_);   // shared with a copy
-    if (static_cast<std::size_t>(helper.id) >= by_id_->size()) by_id_->resize(helper.id + 1);
-    (*by_id_)[helper.id] = std::move(helper);
+    std::vector<Helper>& v = by_id_.edit();
+    if (static_cast<std::size_t>(helper.id) >= v.size()) v.resize(helper.id + 1);
+    v[helper.id] = std::move(helper);
 }
 
 std::size_t HelperTable::size() const {
     std::size_t n = 0;
-    if (by_id_)
-        for (const auto& h : *by_id_) n += h.fn != nullptr;
+    for (const auto& h : by_id_.get()) n += h.fn != nullptr;
     return n;
 }
 

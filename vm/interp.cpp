@@ -111,8 +111,7 @@ BudgetTables budget_tables(const Decoded& d) {
         count += r.inc;
         upto[pc] = count;
         // The target (0 where there is none: a valid index whose credit is then masked off).
-        const int64_t rel = static_cast<int64_t>(in.off & r.off_mask) + static_cast<int64_t>(in.imm & r.imm_mask);
-        const std::size_t target = static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + rel) & (0 - static_cast<std::size_t>(r.has_target));
+        const std::size_t target = rel_target(pc, in, r.off_mask, r.imm_mask, r.has_target, 0);
         const uint32_t back = r.has_target & static_cast<uint32_t>(target <= pc);
         const uint32_t before = credit[std::min(target, n - 1)];   // (read even where unused: in bounds)
         charge[pc] = static_cast<int32_t>((count & r.exit_mask) | ((count - before) & (0u - back)));

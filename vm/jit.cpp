@@ -489,14 +489,6 @@ struct Facts {
     uint8_t and_imm = 0;   // 1: an and with an immediate (a mask KnownWidth may find redundant)
 };
 
-// pc + 1 + the field the masks select, or n where `has` is 0 (no branch).
-inline std::size_t rel_target(std::size_t pc, const Insn& in, int32_t off_mask, int32_t imm_mask, uint8_t has, std::size_t n) {
-    const int64_t rel = static_cast<int64_t>(in.off & off_mask) + static_cast<int64_t>(in.imm & imm_mask);
-    const std::size_t t = static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + rel);
-    const std::size_t keep = 0 - static_cast<std::size_t>(has);
-    return (t & keep) | (n & ~keep);
-}
-
 // Indexed by every Op value, LddwHigh included: an lddw's second slot does nothing, so loops
 // over the program need no test for it (liveness flows through it unchanged).
 constexpr std::size_t kFactRows = static_cast<std::size_t>(Op::LddwHigh) + 1;

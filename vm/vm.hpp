@@ -41,6 +41,15 @@ struct Insn {
 };
 static_assert(sizeof(Insn) == 8);
 
+// A jump's target without a branch on its kind: pc + 1 + the field the masks select (all ones:
+// off or imm), or `none` where `has` is 0. The analyses that walk every instruction use it.
+inline std::size_t rel_target(std::size_t pc, const Insn& in, int32_t off_mask, int32_t imm_mask, uint32_t has, std::size_t none) {
+    const int64_t rel = static_cast<int64_t>(in.off & off_mask) + static_cast<int64_t>(in.imm & imm_mask);
+    const std::size_t t = static_cast<std::size_t>(static_cast<int64_t>(pc) + 1 + rel);
+    const std::size_t keep = 0 - static_cast<std::size_t>(has);
+    return (t & keep) | (none & ~keep);
+}
+
 // Every instruction of the table in vm/opcodes.def.
 enum class Op : uint16_t {
 #define BPF_OP(ID, CODE, DISC, DVAL, FORM, MNEM, SYM) ID,
@@ -268,18 +277,40 @@ std::string_view kernel_helper_name(int32_t id);
 // The largest helper id this build knows by name.
 int32_t kernel_helper_max_id();
 
-// id → helper. The interpreter and the JIT both call through it. Copies share the helpers
-// (every Interpreter and Jit keeps a copy; a kernel table's ~200 entries, many names on the
-// heap, cost more than compiling a small program did): add() copies a shared table first.
+// A vector its owner's copies share, copied only when one of them changes it while shared: the
+// helper and line tables, which every Interpreter and Jit keeps a copy of.
+template <class T>
+class SharedVector {
+public:
+    explicit SharedVector(std::vector<T> v = {}) : p_(v.empty() ? nullptr : std::make_shared<std::vector<T>>(std::move(v))) {}
+    const std::vector<T>& get() const {
+        static const std::vector<T> none;
+        return p_ ? *p_ : none;
+    }
+    std::vector<T>& edit() {   // (a copy first where another owner shares it)
+        if (!p_) p_ = std::make_shared<std::vector<T>>();
+        else if (p_.use_count() > 1) p_ = std::make_shared<std::vector<T>>(*p_);
+        return *p_;
+    }
+    void reset() { p_.reset(); }
+
+private:
+    std::shared_ptr<std::vector<T>> p_;
+};
+
+// id → helper. The interpreter and the JIT both call through it. Copies share the helpers (a
+// kernel table's ~200 entries, many names on the heap, cost more than compiling a small
+// program did).
 class HelperTable {
 public:
     void add(Helper helper);   // replaces an existing id
     const Helper* find(int32_t id) const {
-        return by_id_ && id >= 0 && static_cast<std::size_t>(id) < by_id_->size() && (*by_id_)[id].fn ? &(*by_id_)[id] : nullptr;
+        const std::vector<Helper>& v = by_id_.get();
+        return id >= 0 && static_cast<std::size_t>(id) < v.size() && v[id].fn ? &v[id] : nullptr;
     }
     std::size_t size() const;
 private:
-    std::shared_ptr<std::vector<Helper>> by_id_;
+    SharedVector<Helper> by_id_;
 };
 
 // The helpers bpf_conformance's tests assume (ubpf's test set): 0 gather_bytes,
@@ -362,28 +393,18 @@ public:
     using value_type = LineInfo;
     using const_iterator = std::vector<LineInfo>::const_iterator;
     LineTable() = default;
-    LineTable(std::vector<LineInfo> v)   // NOLINT: converts, as assigning a vector did
-        : p_(v.empty() ? nullptr : std::make_shared<std::vector<LineInfo>>(std::move(v))) {}
-    const_iterator begin() const { return all().begin(); }
-    const_iterator end() const { return all().end(); }
-    std::size_t size() const { return p_ ? p_->size() : 0; }
+    LineTable(std::vector<LineInfo> v) : v_(std::move(v)) {}   // NOLINT: converts, as assigning a vector did
+    const_iterator begin() const { return v_.get().begin(); }
+    const_iterator end() const { return v_.get().end(); }
+    std::size_t size() const { return v_.get().size(); }
     bool empty() const { return size() == 0; }
-    const LineInfo& operator[](std::size_t i) const { return (*p_)[i]; }
-    operator const std::vector<LineInfo>&() const { return all(); }   // NOLINT
-    void push_back(LineInfo l) { own().push_back(std::move(l)); }
-    void clear() { p_.reset(); }
+    const LineInfo& operator[](std::size_t i) const { return v_.get()[i]; }
+    operator const std::vector<LineInfo>&() const { return v_.get(); }   // NOLINT
+    void push_back(LineInfo l) { v_.edit().push_back(std::move(l)); }
+    void clear() { v_.reset(); }
 
 private:
-    const std::vector<LineInfo>& all() const {
-        static const std::vector<LineInfo> none;
-        return p_ ? *p_ : none;
-    }
-    std::vector<LineInfo>& own() {
-        if (!p_) p_ = std::make_shared<std::vector<LineInfo>>();
-        else if (p_.use_count() > 1) p_ = std::make_shared<std::vector<LineInfo>>(*p_);
-        return *p_;
-    }
-    std::shared_ptr<std::vector<LineInfo>> p_;
+    SharedVector<LineInfo> v_;
 };
 
 // A program ready to run: raw instructions with every lddw pseudo source other than
